@@ -1,0 +1,1 @@
+"""Ranking unlabelled images by uncertainty and diversity. Not built yet."""

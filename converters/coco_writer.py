@@ -1,0 +1,64 @@
+"""COCO core -> COCO JSON.
+
+Ids are ints from 1; polygons shorter than 6 numbers (fewer than 3 points)
+are dropped with a warning (pycocotools would read a 4-number polygon as a
+box); RLE ``counts`` are str; ``area`` is the pycocotools pixel count the
+readers computed; images without annotations are kept. When the dataset
+carries predictions they go to ``<OUT stem>.predictions.json`` as a COCO
+results list whose ids refer to OUT.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from annot.geometry import compress_rle
+from annot.io import write_json_atomic
+from annot.model import Annotation, Dataset
+from annot.options import ConvertOptions
+from annot.report import Report
+
+
+def coco_dict(ds: Dataset, report: Report | None = None) -> dict:
+    out = ds.to_coco()
+    for a in out["annotations"]:
+        a["segmentation"] = _clean_segmentation(a, report)
+    return out
+
+
+def _clean_segmentation(a: dict, report: Report | None):
+    seg = a["segmentation"]
+    if isinstance(seg, dict):
+        return compress_rle(seg) if not isinstance(seg.get("counts"), str) else seg
+    kept = [p for p in seg if len(p) >= 6]
+    if len(kept) != len(seg) and report is not None:
+        report.warn("polygons with fewer than 3 points dropped", f"annotation {a['id']}")
+    return kept
+
+
+def results_list(anns: list[Annotation]) -> list[dict]:
+    """COCO results (what ``COCO.loadRes`` reads): one dict per detection."""
+    out = []
+    for a in anns:
+        r = {"image_id": a.image_id, "category_id": a.category_id, "bbox": a.bbox, "score": a.score}
+        if isinstance(a.segmentation, dict):
+            r["segmentation"] = a.segmentation
+        elif a.segmentation:
+            r["segmentation"] = [p for p in a.segmentation if len(p) >= 6]
+        if a.keypoints is not None:
+            r["keypoints"] = a.keypoints
+        out.append(r)
+    return out
+
+
+def predictions_path(out: Path) -> Path:
+    return Path(out).with_name(Path(out).stem + ".predictions.json")
+
+
+def write(ds: Dataset, out: Path, opts: ConvertOptions, report: Report) -> list[Path]:
+    write_json_atomic(out, coco_dict(ds, report), overwrite=opts.overwrite)
+    written = [Path(out)]
+    if ds.predictions:
+        write_json_atomic(predictions_path(out), results_list(ds.predictions), overwrite=opts.overwrite)
+        written.append(predictions_path(out))
+    return written

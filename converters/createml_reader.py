@@ -1,0 +1,78 @@
+"""labelImg CreateML JSON -> COCO core.
+
+A file is a list of ``{"image": name, "annotations": [{"label": ...,
+"coordinates": {"x", "y", "width", "height"}}]}`` where ``x, y`` is the box
+*centre* in pixels. Apple's older spelling ``imagefilename`` / ``annotation``
+is accepted too. The format stores no image size: it is read from the image
+(beside the JSON or under ``--image-root``).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import orjson
+
+from annot.geometry import BoxMode, box_to_xywh
+from annot.images import image_size
+from annot.model import DatasetBuilder, ImageDraft
+from annot.options import ConvertOptions
+from annot.report import Report
+
+from .boxes import box_instances, clip_box
+from .discovery import find_files, find_image, read_text
+
+
+def read(inputs: list[Path], opts: ConvertOptions, report: Report):
+    builder = DatasetBuilder(opts.labels)
+    known = set(opts.labels) if opts.labels is not None else None
+    for path, _root in find_files(inputs, (".json",)):
+        try:
+            doc = orjson.loads(read_text(path))
+        except (OSError, UnicodeDecodeError, orjson.JSONDecodeError) as e:
+            report.error(path, None, f"cannot read JSON: {e}")
+            continue
+        if not isinstance(doc, list):
+            report.error(path, None, "not a CreateML file: expected a list of images")
+            continue
+        for k, entry in enumerate(doc):
+            draft = _read_entry(path, k, entry, opts.image_root, known, report)
+            if draft is not None:
+                builder.add(draft)
+    return builder.build()
+
+
+def _read_entry(path: Path, k: int, entry, image_root, known, report: Report):
+    item = f"[{k}]"
+    name = entry.get("image", entry.get("imagefilename")) if isinstance(entry, dict) else None
+    if not isinstance(name, str) or not name:
+        report.error(path, item, "missing 'image' (or 'imagefilename')")
+        return None
+    image = find_image(name, [image_root, path.parent, path.parent / "images"])
+    if image is None:
+        report.error(path, item, f"image {name!r} not found (CreateML stores no size; use --image-root)")
+        return None
+    width, height = image_size(image)[:2]
+    anns = entry.get("annotations", entry.get("annotation")) or []
+    boxes = []
+    for j, a in enumerate(anns):
+        where = f"{item}.annotations[{j}]"
+        c = a.get("coordinates") if isinstance(a, dict) else None
+        label = a.get("label") if isinstance(a, dict) else None
+        try:
+            vals = [float(c[t]) for t in ("x", "y", "width", "height")]
+        except (TypeError, KeyError, ValueError):
+            report.error(path, where, "coordinates need numeric x, y, width, height")
+            continue
+        if not isinstance(label, str) or not label:
+            report.error(path, where, "missing label")
+            continue
+        if known is not None and label not in known:
+            report.error(path, where, f"label {label!r} is not in the labels file")
+            continue
+        if not all(math.isfinite(v) for v in vals) or vals[2] <= 0 or vals[3] <= 0:
+            report.error(path, where, f"bad box {vals}")
+            continue
+        boxes.append((label, clip_box(box_to_xywh(vals, BoxMode.CXCYWH), width, height), 0))
+    return ImageDraft(name, width, height, box_instances(boxes, width, height), {"source": str(path)})

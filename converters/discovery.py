@@ -1,0 +1,58 @@
+"""Turn the INPUT arguments of ``annot convert`` into files to read."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from annot.errors import AnnotError
+
+
+def find_files(inputs: list[Path], suffixes: tuple[str, ...]) -> list[tuple[Path, Path]]:
+    """``(file, root)`` pairs: files given directly (root = their folder) and
+    files under given directories, recursively, sorted (root = that directory).
+    ``root`` is what image paths in the output are made relative to."""
+    out: list[tuple[Path, Path]] = []
+    for inp in inputs:
+        p = Path(inp)
+        if p.is_dir():
+            found = sorted(
+                f for f in p.rglob("*") if f.suffix.lower() in suffixes and f.is_file() and not f.name.startswith(".")
+            )
+            out += [(f, p) for f in found]
+        elif p.is_file():
+            out.append((p, p.parent))
+        else:
+            raise AnnotError(f"{p}: no such file or directory")
+    if not out:
+        raise AnnotError(f"no {'/'.join(suffixes)} files in {', '.join(map(str, inputs))}")
+    return out
+
+
+def read_text(path: Path) -> str:
+    """UTF-8 (with or without BOM), else GB18030 (labelme files saved on
+    Chinese-locale Windows)."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return data.decode("gb18030")
+
+
+def relative_name(image: Path, root: Path) -> str:
+    """Image path relative to the input root, '/'-separated, as COCO file_name."""
+    import os
+
+    rel = os.path.relpath(os.path.normpath(image), os.path.normpath(root))
+    return rel.replace(os.sep, "/")
+
+
+def find_image(name: str, dirs: list[Path | None]) -> Path | None:
+    """First existing ``dir/name`` (then ``dir/basename``) among ``dirs``."""
+    base = name.replace("\\", "/").rsplit("/", 1)[-1]
+    for d in dirs:
+        if d is None:
+            continue
+        for cand in (Path(d) / name, Path(d) / base):
+            if cand.is_file():
+                return cand
+    return None

@@ -1,0 +1,288 @@
+"""labelme JSON (3.x to 7.x) -> COCO core.
+
+One labelme file is one image. Shapes become instances:
+
+=================== ==========================================================
+polygon             polygon (>= 3 points)
+rectangle           4-corner polygon; the two corners may come in any order
+circle              inscribed polygon, chord error <= 1 px
+oriented_rectangle  its 4 corners as a polygon
+mask                base64 PNG placed at int(x1), int(y1) (labelme's own rule)
+point, line, ...    not instances: skipped and counted
+=================== ==========================================================
+
+Shapes with the same ``(label, group_id)`` form one instance with several
+polygons (or one RLE when a mask is among them).
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import math
+from functools import partial
+from pathlib import Path, PureWindowsPath
+
+import numpy as np
+import orjson
+from PIL import Image as PILImage
+
+from annot.geometry import circle_polygon, mask_instance, polygon_areas, polygons_bbox, segmentation_to_mask
+from annot.images import embedded_image, image_size, is_image_name
+from annot.model import IGNORE_LABEL, DatasetBuilder, ImageDraft, Instance
+from annot.options import ConvertOptions
+from annot.parallel import map_files
+from annot.report import Report
+
+from .discovery import find_files, read_text, relative_name
+
+NON_INSTANCE_SHAPES = {"point", "points", "line", "linestrip"}
+
+
+def read(inputs: list[Path], opts: ConvertOptions, report: Report):
+    files = find_files(inputs, (".json",))
+    job = partial(
+        read_file,
+        labels=frozenset(opts.labels) if opts.labels is not None else None,
+        on_error=opts.on_error,
+        ignore_as_crowd=opts.ignore_as_crowd,
+        extract_dir=opts.extract_images,
+    )
+    builder = DatasetBuilder(opts.labels)
+    for draft, rep in map_files(job, files, opts.jobs, "labelme", opts.quiet):
+        report.merge(rep)
+        if draft is not None:
+            builder.add(draft)
+    return builder.build()
+
+
+def read_file(
+    file_and_root: tuple[Path, Path],
+    labels: frozenset[str] | None = None,
+    on_error: str = "fail",
+    ignore_as_crowd: bool = False,
+    extract_dir: Path | None = None,
+) -> tuple[ImageDraft | None, Report]:
+    path, root = file_and_root
+    rep = Report(on_error)
+    try:
+        doc = orjson.loads(read_text(path))
+    except (OSError, UnicodeDecodeError, orjson.JSONDecodeError) as e:
+        rep.error(path, None, f"cannot read JSON: {e}")
+        return None, rep
+    if not isinstance(doc, dict) or not isinstance(doc.get("shapes"), list):
+        rep.error(path, None, "not a labelme file: no 'shapes' list")
+        return None, rep
+
+    image = _image_of(path, root, doc, rep, extract_dir)
+    if image is None:
+        return None, rep
+    draft, width, height = image
+
+    # Group shapes into instances: key -> [label, polygons, masks, first shape index]
+    groups: dict[object, list] = {}
+    for i, shape in enumerate(doc["shapes"]):
+        item = f"shape[{i}]"
+        parsed = _parse_shape(shape, item, path, rep, width, height)
+        if parsed is None:
+            continue
+        label, kind, geom = parsed
+        if label == IGNORE_LABEL and not ignore_as_crowd:
+            rep.warn("__ignore__ shape dropped (use --ignore-as-crowd to keep it)", f"{path}:{item}")
+            continue
+        if labels is not None and label != IGNORE_LABEL and label not in labels:
+            rep.error(path, item, f"label {label!r} is not in the labels file")
+            continue
+        gid = shape.get("group_id")
+        key = (label, gid) if gid is not None else i
+        g = groups.setdefault(key, [label, [], []])
+        (g[1] if kind == "polygon" else g[2]).append(geom)
+
+    polygon_only = [g for g in groups.values() if not g[2]]
+    areas = polygon_areas([g[1] for g in polygon_only], height, width)
+    area_of = {id(g): a for g, a in zip(polygon_only, areas)}
+    for g in groups.values():
+        label, polys, masks = g
+        crowd = 1 if label == IGNORE_LABEL else 0
+        if masks or crowd:
+            # crowd regions are RLE in COCO; masks cannot be polygons without loss
+            m = np.zeros((height, width), np.uint8)
+            for mk in masks:
+                m |= mk
+            if polys:
+                m |= segmentation_to_mask(polys, height, width)
+            rle, bbox, area = mask_instance(m)
+            if area == 0:
+                rep.warn("empty mask shape skipped", str(path))
+                continue
+            draft.instances.append(Instance(label, bbox, area, rle, crowd))
+        else:
+            draft.instances.append(Instance(label, polygons_bbox(polys), area_of[id(g)], polys))
+    return draft, rep
+
+
+def _image_of(path: Path, root: Path, doc: dict, rep: Report, extract_dir: Path | None):
+    """ImageDraft with file name and displayed size, or None after rep.error."""
+    raw_ref = doc.get("imagePath") or ""
+    ref = raw_ref.replace("\\", "/")
+    if ref and (PureWindowsPath(raw_ref).is_absolute() or ref.startswith("/")):
+        rep.warn("absolute imagePath: using its file name", str(path))
+        ref = ref.rsplit("/", 1)[-1]
+    image_data = doc.get("imageData") or None
+    embedded = None
+    if ref and is_image_name(ref):
+        image_file = path.parent / ref
+        file_name = relative_name(image_file, root)
+    else:
+        image_file = None
+        if image_data is None:
+            rep.error(path, "imagePath", f"no usable imagePath ({raw_ref!r}) and no imageData")
+            return None
+        try:
+            embedded = embedded_image(image_data)
+        except Exception as e:
+            rep.error(path, "imageData", f"cannot decode embedded image: {e}")
+            return None
+        file_name = relative_name(path.with_suffix(embedded[1]), root)
+
+    width, height = doc.get("imageWidth"), doc.get("imageHeight")
+    stored = isinstance(width, int) and isinstance(height, int) and width > 0 and height > 0
+    header = None
+    if image_file is not None and image_file.is_file():
+        try:
+            header = image_size(image_file)
+        except OSError as e:
+            rep.warn("unreadable image file", f"{image_file}: {e}")
+    if header is None and image_data is not None:
+        try:
+            embedded = embedded or embedded_image(image_data)
+            header = embedded[2]
+        except Exception as e:
+            rep.error(path, "imageData", f"cannot decode embedded image: {e}")
+            return None
+    if stored:
+        if header is not None and (width, height) != header[:2]:
+            why = " (EXIF orientation)" if (width, height) == header[2:] else ""
+            rep.warn(
+                "stored image size differs from the displayed image size",
+                f"{path}: stored {width}x{height}, image {header[0]}x{header[1]}{why}",
+            )
+    elif header is not None:
+        width, height = header[0], header[1]
+    else:
+        rep.error(path, "imagePath", f"image size unknown: no imageWidth/imageHeight and {ref!r} not found")
+        return None
+
+    if extract_dir is not None and image_data is not None:
+        data = embedded[0] if embedded else base64.b64decode(image_data)
+        target = Path(extract_dir) / file_name
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+    return ImageDraft(file_name, int(width), int(height), extra={"source": str(path)}), width, height
+
+
+def _points(shape: dict, item: str, path: Path, rep: Report) -> list[tuple[float, float]] | None:
+    pts = shape.get("points")
+    if not isinstance(pts, list) or not pts:
+        rep.error(path, item, "'points' must be a non-empty list")
+        return None
+    out = []
+    for p in pts:
+        if not (isinstance(p, (list, tuple)) and len(p) == 2):
+            rep.error(path, item, f"point {p!r} is not [x, y]")
+            return None
+        x, y = p
+        if not (isinstance(x, (int, float)) and isinstance(y, (int, float))) or not (
+            math.isfinite(x) and math.isfinite(y)
+        ):
+            rep.error(path, item, f"point {p!r} is not two finite numbers")
+            return None
+        out.append((float(x), float(y)))
+    return out
+
+
+def _parse_shape(shape, item: str, path: Path, rep: Report, width: int, height: int):
+    """(label, 'polygon'|'mask', flat polygon | full-size mask) or None."""
+    if not isinstance(shape, dict):
+        rep.error(path, item, "shape is not an object")
+        return None
+    label = shape.get("label")
+    if not isinstance(label, str) or not label:
+        rep.error(path, item, "missing label")
+        return None
+    kind = shape.get("shape_type") or "polygon"
+    if kind in NON_INSTANCE_SHAPES:
+        rep.warn(f"{kind} shape skipped (not an instance)", f"{path}:{item}")
+        return None
+    pts = _points(shape, item, path, rep)
+    if pts is None:
+        return None
+    n = len(pts)
+    if kind == "polygon":
+        if n < 3:
+            rep.error(path, item, f"polygon has {n} point(s), needs at least 3")
+            return None
+        flat = [v for p in pts for v in p]
+    elif kind == "rectangle":
+        if n not in (2, 4):
+            rep.error(path, item, f"rectangle has {n} points, needs 2 corners")
+            return None
+        xs, ys = [p[0] for p in pts], [p[1] for p in pts]
+        x0, x1, y0, y1 = min(xs), max(xs), min(ys), max(ys)
+        if x1 <= x0 or y1 <= y0:
+            rep.error(path, item, "rectangle has zero width or height")
+            return None
+        flat = [x0, y0, x1, y0, x1, y1, x0, y1]
+    elif kind == "circle":
+        if n != 2:
+            rep.error(path, item, f"circle has {n} points, needs centre and a point on it")
+            return None
+        (cx, cy), (px, py) = pts
+        r = math.hypot(px - cx, py - cy)
+        if r == 0:
+            rep.error(path, item, "circle has zero radius")
+            return None
+        flat = circle_polygon(cx, cy, r)
+    elif kind == "oriented_rectangle":
+        if n != 4:
+            rep.error(path, item, f"oriented_rectangle has {n} points, needs 4")
+            return None
+        flat = [v for p in pts for v in p]
+    elif kind == "mask":
+        mask = _mask_of(shape, pts, item, path, rep, width, height)
+        return None if mask is None else (label, "mask", mask)
+    else:
+        rep.error(path, item, f"unknown shape_type {kind!r}")
+        return None
+    return label, "polygon", _clip(flat, width, height, path, item, rep)
+
+
+def _clip(flat: list[float], width: int, height: int, path, item, rep: Report) -> list[float]:
+    xs, ys = flat[0::2], flat[1::2]
+    if min(xs) >= 0 and min(ys) >= 0 and max(xs) <= width and max(ys) <= height:
+        return flat
+    rep.warn("points outside the image clipped to its border", f"{path}:{item}")
+    out = flat[:]
+    out[0::2] = [min(max(x, 0.0), width) for x in xs]
+    out[1::2] = [min(max(y, 0.0), height) for y in ys]
+    return out
+
+
+def _mask_of(shape, pts, item, path, rep: Report, width: int, height: int):
+    b64 = shape.get("mask")
+    if not isinstance(b64, str) or not b64:
+        rep.error(path, item, "mask shape without 'mask' data")
+        return None
+    try:
+        with PILImage.open(io.BytesIO(base64.b64decode(b64))) as im:
+            crop = np.asarray(im.convert("L")) > 0
+    except Exception as e:
+        rep.error(path, item, f"cannot decode mask PNG: {e}")
+        return None
+    x0, y0 = int(min(p[0] for p in pts)), int(min(p[1] for p in pts))
+    full = np.zeros((height, width), np.uint8)
+    h, w = crop.shape
+    ys, xs = slice(max(y0, 0), min(y0 + h, height)), slice(max(x0, 0), min(x0 + w, width))
+    full[ys, xs] = crop[ys.start - y0 : ys.stop - y0, xs.start - x0 : xs.stop - x0]
+    return full

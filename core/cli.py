@@ -1,0 +1,178 @@
+"""The ``annot`` command line.
+
+Library code raises :class:`~annot.errors.AnnotError`; only this module turns
+errors into one line on stderr and an exit code (2 bad input, 1 invalid
+dataset). ``--debug`` shows tracebacks.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from . import __version__
+from .errors import AnnotError, DatasetInvalid
+from .formats import Registry
+from .io import check_writable, write_json_atomic
+from .labels import read_labels
+from .options import ConvertOptions
+from .report import Report
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="annot")
+@click.option("--debug", is_flag=True, help="Show Python tracebacks on errors.")
+@click.pass_context
+def cli(ctx, debug):
+    """annot: annotation-to-training workflow suite."""
+    ctx.obj = {"debug": debug}
+
+
+# Options of `convert` and the ConvertOptions field each sets.
+_FORMAT_OPTIONS = {
+    "ignore_as_crowd": "--ignore-as-crowd",
+    "extract_images": "--extract-images",
+    "pixel_convention": "--pixel-convention",
+    "difficult_as_crowd": "--difficult-as-crowd",
+    "image_root": "--image-root",
+    "annotations": "--annotations",
+    "predictions": "--predictions",
+    "keep_upload_prefix": "--keep-upload-prefix",
+    "as_": "--as",
+    "model_version": "--model-version",
+    "image_url_prefix": "--image-url-prefix",
+    "label_config": "--label-config",
+    "simplify": "--simplify",
+}
+
+
+@cli.command(context_settings={"show_default": True})
+@click.argument("src")
+@click.argument("dst")
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("-o", "--output", "out", required=True, type=click.Path(path_type=Path),
+              help="Output file (coco, labelstudio) or directory (labelme, voc, yolo).")
+@click.option("--labels", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Category order, one name per line (labelme labels.txt; __ignore__/_background_ skipped).")
+@click.option("--on-error", type=click.Choice(["fail", "skip"]), default="fail",
+              help="fail: stop at the first invalid file or shape; skip: skip it and list it in OUT.report.json.")
+@click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar, no summary.")
+@click.option("-j", "--jobs", type=int, default=None, help="Worker processes [default: all cores].")
+@click.option("--ignore-as-crowd", is_flag=True, help="labelme: keep __ignore__ shapes as iscrowd=1 regions.")
+@click.option("--extract-images", type=click.Path(file_okay=False, path_type=Path),
+              help="labelme: write images embedded as imageData to this directory.")
+@click.option("--pixel-convention", type=click.Choice(["continuous", "voc1"]), default="continuous",
+              help="voc: continuous (what labelImg writes) or voc1 (official VOC, 1-based inclusive).")
+@click.option("--difficult-as-crowd", is_flag=True, help="voc: difficult=1 objects become iscrowd=1.")
+@click.option("--image-root", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Where images are, when sizes must be read from them.")
+@click.option("--annotations", type=click.Choice(["latest", "ground-truth", "all"]), default="latest",
+              help="labelstudio: which annotation of a task to convert.")
+@click.option("--predictions", is_flag=True,
+              help="labelstudio: also write task predictions as a COCO results list (OUT stem + .predictions.json).")
+@click.option("--keep-upload-prefix", is_flag=True,
+              help="labelstudio: keep /data/upload/<project>/<hash>- in file names.")
+@click.option("--as", "as_", type=click.Choice(["annotations", "predictions"]), default="annotations",
+              help="labelstudio writer: write regions as annotations or as predictions.")
+@click.option("--model-version", help="labelstudio writer: model_version of written predictions.")
+@click.option("--image-url-prefix", help="labelstudio writer: task image URL = prefix + file_name.")
+@click.option("--label-config", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="labelstudio writer: Label Studio XML deciding each region's control tag.")
+@click.option("--simplify", type=float, default=0.0,
+              help="Polygon tolerance in px when masks must become polygons (labelme, yolo writers).")
+@click.pass_context
+def convert(ctx, src, dst, inputs, out, labels, on_error, overwrite, quiet, jobs, **fmt_opts):
+    """Convert annotations: annot convert SRC DST INPUT... -o OUT.
+
+    Formats: coco, labelme, voc, yolo, createml (read only), labelstudio.
+    Every conversion goes through the COCO core, so any SRC works with any DST.
+    """
+    reg = Registry()
+    src_f, dst_f = reg.get(src), reg.get(dst)
+    if src_f.reader is None:
+        raise click.UsageError(f"{src} can only be written; readable formats: {', '.join(reg.readers())}")
+    if dst_f.writer is None:
+        raise click.UsageError(f"{dst} can only be read; writable formats: {', '.join(reg.writers())}")
+    for key in fmt_opts:
+        given = ctx.get_parameter_source(key) is not click.core.ParameterSource.DEFAULT
+        if given and key not in src_f.options | dst_f.options:
+            raise click.UsageError(f"{_FORMAT_OPTIONS[key]} does not apply to {src} -> {dst}")
+    opts = ConvertOptions(
+        labels=read_labels(labels) if labels else None,
+        on_error=on_error,
+        quiet=quiet,
+        jobs=jobs,
+        overwrite=overwrite,
+        **fmt_opts,
+    )
+    check_writable(out, overwrite)
+    report = Report(on_error)
+    ds = src_f.load("reader")(list(inputs), opts, report)
+    written = dst_f.load("writer")(ds, out, opts, report)
+    if on_error == "skip":
+        report_path = out.with_name(out.name + ".report.json")
+        write_json_atomic(report_path, report.to_dict(), overwrite=True, indent=True)
+    if not quiet:
+        from .summary import print_convert_summary
+
+        print_convert_summary(ds, written, report)
+
+
+@cli.command()
+@click.argument("fmt", metavar="FORMAT", type=click.Choice(["coco"]))
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("-q", "--quiet", is_flag=True, help="Print nothing when valid.")
+def validate(fmt, file, quiet):
+    """Check a COCO file: structure, then pycocotools load and self-evaluation (AP must be 1.0)."""
+    from .validate import validate_coco_file
+
+    summary = validate_coco_file(file)
+    if not quiet:
+        click.echo(f"{file}: valid ({summary})")
+
+
+@cli.command()
+def formats():
+    """List the formats annot reads and writes."""
+    reg = Registry()
+    for name in sorted(reg.formats):
+        f = reg.formats[name]
+        rw = ("read" if f.reader else "") + ("/" if f.reader and f.writer else "") + ("write" if f.writer else "")
+        click.echo(f"{name:12} {rw:10} {f.help}")
+
+
+def main(argv=None) -> int:
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    try:
+        cli.main(args=argv, prog_name="annot", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("annot: aborted", err=True)
+        return 130
+    except click.ClickException as e:
+        e.show()
+        return e.exit_code
+    except DatasetInvalid as e:
+        for p in e.problems:
+            click.echo(f"{e.path}:{p}", err=True)
+        click.echo(f"annot: {e}", err=True)
+        return e.exit_code
+    except AnnotError as e:
+        if debug:
+            raise
+        click.echo(f"annot: error: {e}", err=True)
+        return e.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except Exception as e:  # a bug, not bad input: say so, keep the traceback for --debug
+        if debug:
+            raise
+        click.echo(f"annot: internal error: {type(e).__name__}: {e} (rerun with --debug for details)", err=True)
+        return 3
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

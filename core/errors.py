@@ -1,0 +1,55 @@
+"""User-facing errors.
+
+Only the CLI turns these into exit codes and one-line messages; library code
+raises them and never prints. Each message names the file, the item and the
+reason so a labeller can find the offending shape.
+"""
+
+from __future__ import annotations
+
+
+class AnnotError(Exception):
+    """Base of every error caused by user input (exit code 2)."""
+
+    exit_code = 2
+
+
+class ParseError(AnnotError):
+    """An input file or one item in it cannot be read.
+
+    ``str(err)`` is ``path:item: reason`` (``path: reason`` without an item).
+    The three parts stay separate so reports can list them as columns.
+    """
+
+    def __init__(self, path: str, item: str | None, reason: str):
+        super().__init__(path, item, reason)
+        self.path = str(path)
+        self.item = item
+        self.reason = reason
+
+    def __str__(self) -> str:
+        where = f"{self.path}:{self.item}" if self.item else self.path
+        return f"{where}: {self.reason}"
+
+
+class UnknownName(AnnotError):
+    """A name typed by the user (a format, a model) is not known."""
+
+    def __init__(self, kind: str, name: str, known):
+        self.kind, self.name, self.known = kind, name, sorted(known)
+        super().__init__(f"unknown {kind} {name!r}; known: {', '.join(self.known)}")
+
+
+class OutputExists(AnnotError):
+    def __init__(self, path):
+        super().__init__(f"{path}: already exists; pass --overwrite to replace it")
+
+
+class DatasetInvalid(AnnotError):
+    """A dataset failed validation; ``problems`` holds one line per problem."""
+
+    exit_code = 1
+
+    def __init__(self, path: str, problems: list[str]):
+        self.path, self.problems = str(path), problems
+        super().__init__(f"{path}: {len(problems)} problem(s)")

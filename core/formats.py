@@ -1,0 +1,71 @@
+"""The format registry: names typed after ``annot convert`` -> readers/writers.
+
+Built-ins are a literal table; third parties add formats through the
+``annot.formats`` entry-point group (an entry point names a :class:`Format`).
+The registry is an object built on demand, not global state, so tests can
+make their own.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+
+from .errors import UnknownName
+
+
+@dataclass(frozen=True)
+class Format:
+    name: str
+    help: str
+    reader: str | None = None  # "module:function"
+    writer: str | None = None
+    output: str = "file"  # file | dir
+    options: frozenset[str] = field(default_factory=frozenset)  # convert options it reads
+
+    def load(self, which: str):
+        ref = self.reader if which == "reader" else self.writer
+        if ref is None:
+            raise UnknownName(f"{which} for", self.name, [])
+        module, func = ref.split(":")
+        return getattr(importlib.import_module(module), func)
+
+
+_C = "annot.converters."
+BUILTIN = (
+    Format("coco", "COCO JSON (instances)", _C + "coco_reader:read", _C + "coco_writer:write", "file",
+           frozenset({"image_root"})),
+    Format("labelme", "labelme JSON, one file per image", _C + "labelme_reader:read", _C + "labelme_writer:write",
+           "dir", frozenset({"ignore_as_crowd", "extract_images", "simplify"})),
+    Format("voc", "labelImg Pascal VOC XML", _C + "voc_reader:read", _C + "voc_writer:write", "dir",
+           frozenset({"pixel_convention", "difficult_as_crowd", "image_root"})),
+    Format("yolo", "labelImg YOLO txt + classes.txt (boxes and segmentation)", _C + "yolo_reader:read",
+           _C + "yolo_writer:write", "dir", frozenset({"image_root", "simplify"})),
+    Format("createml", "labelImg CreateML JSON", _C + "createml_reader:read", None, "file",
+           frozenset({"image_root"})),
+    Format("labelstudio", "Label Studio JSON export / JSON_MIN; import-ready tasks",
+           _C + "labelstudio_reader:read", _C + "labelstudio_writer:write", "file",
+           frozenset({"annotations", "predictions", "keep_upload_prefix", "image_root", "as_", "model_version",
+                      "image_url_prefix", "label_config"})),
+)
+
+
+class Registry:
+    def __init__(self, formats=BUILTIN, plugins: bool = True):
+        self.formats = {f.name: f for f in formats}
+        if plugins:
+            for ep in entry_points(group="annot.formats"):
+                fmt = ep.load()
+                self.formats.setdefault(fmt.name, fmt)
+
+    def get(self, name: str) -> Format:
+        if name not in self.formats:
+            raise UnknownName("format", name, self.formats)
+        return self.formats[name]
+
+    def readers(self) -> list[str]:
+        return sorted(n for n, f in self.formats.items() if f.reader)
+
+    def writers(self) -> list[str]:
+        return sorted(n for n, f in self.formats.items() if f.writer)

@@ -1,0 +1,236 @@
+"""Coordinate conventions and geometry, named once.
+
+All of annot works in COCO's convention: 0-based *continuous* pixel
+coordinates, ``(0, 0)`` is the top-left corner of the top-left pixel and a box
+``[x, y, w, h]`` covering pixels ``0..9`` is ``[0, 0, 10, 10]``. Other tools'
+conventions are converted at the edges with :func:`box_to_xywh` and
+:func:`xywh_to_box`; nothing else in the code base does box arithmetic.
+
+Areas and mask bboxes come from pycocotools so that they agree with COCOeval.
+"""
+
+from __future__ import annotations
+
+import math
+from enum import Enum
+
+import numpy as np
+from pycocotools import mask as mask_utils
+
+
+class BoxMode(Enum):
+    XYWH = "xywh"  # COCO: top-left corner + size, pixels
+    XYXY = "xyxy"  # two corners, pixels (labelImg VOC as it writes, labelme rectangle)
+    VOC1 = "voc1"  # official PASCAL VOC: 1-based inclusive pixel indices
+    CXCYWH_REL = "cxcywh_rel"  # YOLO: centre + size, fractions of the image
+    CXCYWH = "cxcywh"  # CreateML: centre + size, pixels
+    XYWH_PERCENT = "xywh_percent"  # Label Studio: top-left + size, percent of the image
+
+
+def box_to_xywh(box, mode: BoxMode, width: float = 0, height: float = 0) -> list[float]:
+    a, b, c, d = (float(v) for v in box)
+    if mode is BoxMode.XYWH:
+        return [a, b, c, d]
+    if mode is BoxMode.XYXY:
+        x0, x1 = min(a, c), max(a, c)
+        y0, y1 = min(b, d), max(b, d)
+        return [x0, y0, x1 - x0, y1 - y0]
+    if mode is BoxMode.VOC1:
+        # pixel indices xmin..xmax inclusive, counted from 1
+        return [a - 1, b - 1, c - a + 1, d - b + 1]
+    if mode is BoxMode.CXCYWH_REL:
+        w, h = c * width, d * height
+        return [a * width - w / 2, b * height - h / 2, w, h]
+    if mode is BoxMode.CXCYWH:
+        return [a - c / 2, b - d / 2, c, d]
+    if mode is BoxMode.XYWH_PERCENT:
+        return [a * width / 100, b * height / 100, c * width / 100, d * height / 100]
+    raise ValueError(mode)
+
+
+def xywh_to_box(box, mode: BoxMode, width: float = 0, height: float = 0) -> list[float]:
+    x, y, w, h = (float(v) for v in box)
+    if mode is BoxMode.XYWH:
+        return [x, y, w, h]
+    if mode is BoxMode.XYXY:
+        return [x, y, x + w, y + h]
+    if mode is BoxMode.VOC1:
+        return [x + 1, y + 1, x + w, y + h]
+    if mode is BoxMode.CXCYWH_REL:
+        return [(x + w / 2) / width, (y + h / 2) / height, w / width, h / height]
+    if mode is BoxMode.CXCYWH:
+        return [x + w / 2, y + h / 2, w, h]
+    if mode is BoxMode.XYWH_PERCENT:
+        return [x * 100 / width, y * 100 / height, w * 100 / width, h * 100 / height]
+    raise ValueError(mode)
+
+
+# --- polygons -----------------------------------------------------------------
+
+
+def rectangle_polygon(x: float, y: float, w: float, h: float) -> list[float]:
+    return [x, y, x + w, y, x + w, y + h, x, y + h]
+
+
+def rotated_rectangle(x: float, y: float, w: float, h: float, degrees: float) -> list[float]:
+    """Corners of a ``w x h`` box whose top-left corner is ``(x, y)``, rotated
+    clockwise on screen (y points down) by ``degrees`` about that corner.
+
+    This is Label Studio's rectangle: it stores the rotated top-left corner and
+    the unrotated size; all in pixels here (rotating in percent space would
+    shear the box on non-square images).
+    """
+    t = math.radians(degrees)
+    c, s = math.cos(t), math.sin(t)
+    out = []
+    for dx, dy in ((0.0, 0.0), (w, 0.0), (w, h), (0.0, h)):
+        out += [x + dx * c - dy * s, y + dx * s + dy * c]
+    return out
+
+
+def rectangle_of(poly: list[float], tol: float = 1e-6) -> tuple[float, float, float, float, float] | None:
+    """Inverse of :func:`rotated_rectangle`: ``(x, y, w, h, degrees)`` when the
+    4-point polygon is a rectangle (any rotation), else None. ``degrees`` is in
+    ``[0, 360)``; an axis-aligned rectangle is returned with 0 and its
+    top-left corner first whatever the point order."""
+    if len(poly) != 8:
+        return None
+    p = np.asarray(poly, dtype=float).reshape(4, 2)
+    e = np.roll(p, -1, axis=0) - p
+    lengths = np.hypot(e[:, 0], e[:, 1])
+    scale = max(lengths.max(), 1.0)
+    if lengths.min() <= tol * scale:
+        return None
+    dots = np.abs(np.einsum("ij,ij->i", e, np.roll(e, -1, axis=0)))
+    if dots.max() > tol * scale * scale or abs(lengths[0] - lengths[2]) > tol * scale:
+        return None
+    xs, ys = p[:, 0], p[:, 1]
+    if np.all(np.isclose(e[:, 0], 0, atol=tol * scale) | np.isclose(e[:, 1], 0, atol=tol * scale)):
+        x0, y0 = xs.min(), ys.min()
+        return float(x0), float(y0), float(xs.max() - x0), float(ys.max() - y0), 0.0
+    # Orientation: make the corner order clockwise on screen, start anywhere.
+    cross = np.sum(e[:, 0] * np.roll(e[:, 1], -1) - e[:, 1] * np.roll(e[:, 0], -1))
+    if cross < 0:
+        p = p[::-1]
+        e = np.roll(p, -1, axis=0) - p
+    # Start at the corner whose outgoing edge points most to the right, so the
+    # angle is the smallest clockwise rotation of that edge.
+    angles = np.degrees(np.arctan2(e[:, 1], e[:, 0])) % 360.0
+    k = int(np.argmin(np.minimum(angles, 360.0 - angles + 1e-9)))
+    w = float(np.hypot(*e[k]))
+    h = float(np.hypot(*e[(k + 1) % 4]))
+    return float(p[k, 0]), float(p[k, 1]), w, h, float(angles[k])
+
+
+def circle_polygon(cx: float, cy: float, r: float, max_error: float = 1.0) -> list[float]:
+    """Inscribed regular polygon whose chords stay within ``max_error`` px of the circle."""
+    r = abs(r)
+    if r <= max_error:
+        n = 8
+    else:
+        n = max(8, math.ceil(math.pi / math.acos(1.0 - max_error / r)))
+    t = np.arange(n) * (2 * math.pi / n)
+    pts = np.empty(2 * n)
+    pts[0::2] = cx + r * np.cos(t)
+    pts[1::2] = cy + r * np.sin(t)
+    return pts.tolist()
+
+
+def polygons_bbox(polys: list[list[float]]) -> list[float]:
+    xs = [v for p in polys for v in p[0::2]]
+    ys = [v for p in polys for v in p[1::2]]
+    x0, y0 = min(xs), min(ys)
+    return [x0, y0, max(xs) - x0, max(ys) - y0]
+
+
+def polygon_areas(groups: list[list[list[float]]], height: int, width: int) -> list[float]:
+    """Pixel areas (pycocotools rasterisation) of several instances at once.
+
+    ``groups[i]`` is the list of polygons of instance i; polygons of one
+    instance are merged (union) before counting. One pycocotools call per
+    image keeps this on the fast path.
+    """
+    flat = [p for g in groups for p in g]
+    if not flat:
+        return []
+    rles = mask_utils.frPyObjects(flat, height, width)
+    out, k = [], 0
+    for g in groups:
+        n = len(g)
+        rle = rles[k] if n == 1 else mask_utils.merge(rles[k : k + n], intersect=False)
+        out.append(float(mask_utils.area(rle)))
+        k += n
+    return out
+
+
+# --- masks and RLE ------------------------------------------------------------
+
+
+def encode_mask(mask: np.ndarray) -> dict:
+    """Compressed COCO RLE of a 2-D mask, ``counts`` as str (JSON-ready)."""
+    # pycocotools wants Fortran order uint8
+    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+    rle["counts"] = rle["counts"].decode("ascii")
+    return rle
+
+
+def rle_area_bbox(rle: dict) -> tuple[float, list[float]]:
+    r = _rle_bytes(rle)
+    return float(mask_utils.area(r)), [float(v) for v in mask_utils.toBbox(r)]
+
+
+def _rle_bytes(rle: dict) -> dict:
+    counts = rle["counts"]
+    if isinstance(counts, list):  # uncompressed RLE
+        h, w = rle["size"]
+        return mask_utils.frPyObjects(rle, h, w)
+    if isinstance(counts, str):
+        return {"size": rle["size"], "counts": counts.encode("ascii")}
+    return rle
+
+
+def compress_rle(rle: dict) -> dict:
+    r = _rle_bytes(rle)
+    return {"size": list(r["size"]), "counts": r["counts"].decode("ascii")}
+
+
+def segmentation_to_mask(seg, height: int, width: int) -> np.ndarray:
+    """Binary mask (uint8, HxW) of polygons or RLE."""
+    if isinstance(seg, dict):
+        return mask_utils.decode(_rle_bytes(seg))
+    polys = [p for p in seg if len(p) >= 6]
+    if not polys:
+        return np.zeros((height, width), np.uint8)
+    rles = mask_utils.frPyObjects(polys, height, width)
+    return mask_utils.decode(mask_utils.merge(rles, intersect=False))
+
+
+def mask_to_polygons(mask: np.ndarray, tolerance: float = 0.0) -> list[list[float]]:
+    """Outer contours of a mask as COCO polygons (holes are not representable).
+
+    Vertices lie on pixel corners (OpenCV traces pixel centres; shifting by
+    half a pixel outward is not done: a traced polygon rasterises back to the
+    same pixels under pycocotools within the boundary pixels).
+    """
+    import cv2
+
+    contours, _ = cv2.findContours(
+        np.ascontiguousarray(mask, dtype=np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE
+    )
+    out = []
+    for c in contours:
+        if tolerance > 0:
+            c = cv2.approxPolyDP(c, tolerance, True)
+        pts = c.reshape(-1, 2).astype(float)
+        if len(pts) >= 3:
+            out.append(pts.ravel().tolist())
+    return out
+
+
+def mask_instance(mask: np.ndarray) -> tuple[dict, list[float], float]:
+    """(compressed RLE, bbox, area) of a 2-D mask."""
+    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+    area = float(mask_utils.area(rle))
+    bbox = [float(v) for v in mask_utils.toBbox(rle)]
+    rle["counts"] = rle["counts"].decode("ascii")
+    return rle, bbox, area

@@ -1,0 +1,72 @@
+"""Atomic writes. Nothing a user owns is replaced unless they asked for it."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import orjson
+
+from .errors import OutputExists
+
+
+def check_writable(path: Path, overwrite: bool) -> None:
+    if path.exists() and not overwrite:
+        raise OutputExists(path)
+
+
+def write_bytes_atomic(path: Path, data: bytes, overwrite: bool = False) -> None:
+    """Write to a temp file in the same directory, fsync, then rename over ``path``."""
+    path = Path(path)
+    check_writable(path, overwrite)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def dumps_json(obj, indent: bool = False) -> bytes:
+    opts = orjson.OPT_SERIALIZE_NUMPY | (orjson.OPT_INDENT_2 if indent else 0)
+    return orjson.dumps(obj, option=opts)
+
+
+def write_json_atomic(path: Path, obj, overwrite: bool = False, indent: bool = False) -> None:
+    write_bytes_atomic(path, dumps_json(obj, indent), overwrite)
+
+
+@contextlib.contextmanager
+def atomic_dir(path: Path, overwrite: bool = False):
+    """Yield a temp directory beside ``path``; on success it becomes ``path``.
+
+    With ``overwrite`` an existing directory is replaced only after the new
+    one is complete; on failure the temp directory is removed and ``path`` is
+    untouched.
+    """
+    path = Path(path)
+    check_writable(path, overwrite)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if path.exists():
+        old = path.with_name(f".{path.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(path, old)
+        os.replace(tmp, path)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, path)

@@ -1,0 +1,240 @@
+"""``annot validate coco``: structure first, then pycocotools.
+
+Structural checks give one line per problem with its JSON path. Only a
+structurally valid file goes on to pycocotools: it must load, and evaluating
+the ground truth against itself (every non-crowd annotation as a detection
+with score 1) must give bbox and segm AP of exactly 1.0. Anything less means
+annotations pycocotools cannot match to themselves (degenerate geometry).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import io
+import math
+from pathlib import Path
+
+import numpy as np
+
+from .errors import AnnotError, DatasetInvalid
+
+EDGE_TOLERANCE = 1e-3  # px a bbox may pass the image border (float round-off)
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_num(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _missing(doc: dict, key: str) -> str:
+    close = difflib.get_close_matches(key, [k for k in doc if isinstance(k, str)], n=1, cutoff=0.6)
+    hint = f" (found {close[0]!r}: a misspelling?)" if close else ""
+    return f"{key}: missing{hint}"
+
+
+def structural_problems(doc) -> list[str]:
+    if not isinstance(doc, dict):
+        return ["$: top level must be an object with images, annotations, categories"]
+    problems: list[str] = []
+    sections = {}
+    for key in ("images", "annotations", "categories"):
+        if key not in doc:
+            problems.append(_missing(doc, key))
+        elif not isinstance(doc[key], list):
+            problems.append(f"{key}: must be a list, found {type(doc[key]).__name__}")
+        else:
+            sections[key] = doc[key]
+    images: dict[int, tuple[float, float]] = {}
+    for i, im in enumerate(sections.get("images", [])):
+        p = f"images[{i}]"
+        if not isinstance(im, dict):
+            problems.append(f"{p}: must be an object")
+            continue
+        if "id" not in im:
+            problems.append(f"{p}.id: missing")
+        elif not _is_int(im["id"]):
+            problems.append(f"{p}.id: must be an int, found {im['id']!r}")
+        elif im["id"] in images:
+            problems.append(f"{p}.id: duplicate id {im['id']}")
+        if not isinstance(im.get("file_name"), str) or not im.get("file_name"):
+            problems.append(f"{p}.file_name: missing or not a string")
+        size_ok = True
+        for k in ("width", "height"):
+            if k not in im:
+                problems.append(f"{p}.{k}: missing")
+                size_ok = False
+            elif not (_is_int(im[k]) and im[k] > 0):
+                problems.append(f"{p}.{k}: must be a positive int, found {im[k]!r}")
+                size_ok = False
+        if _is_int(im.get("id")) and im["id"] not in images:
+            images[im["id"]] = (im["width"], im["height"]) if size_ok else None
+    cats: set[int] = set()
+    names: set[str] = set()
+    for i, c in enumerate(sections.get("categories", [])):
+        p = f"categories[{i}]"
+        if not isinstance(c, dict):
+            problems.append(f"{p}: must be an object")
+            continue
+        if "id" not in c:
+            problems.append(f"{p}.id: missing")
+        elif not _is_int(c["id"]):
+            problems.append(f"{p}.id: must be an int, found {c['id']!r}")
+        elif c["id"] in cats:
+            problems.append(f"{p}.id: duplicate id {c['id']}")
+        else:
+            cats.add(c["id"])
+        if not isinstance(c.get("name"), str) or not c.get("name"):
+            problems.append(f"{p}.name: missing or not a string")
+        elif c["name"] in names:
+            problems.append(f"{p}.name: duplicate name {c['name']!r}")
+        else:
+            names.add(c["name"])
+    ann_ids: set[int] = set()
+    for i, a in enumerate(sections.get("annotations", [])):
+        problems += _annotation_problems(f"annotations[{i}]", a, images, cats, ann_ids)
+    return problems
+
+
+def _annotation_problems(p: str, a, images, cats, ann_ids) -> list[str]:
+    if not isinstance(a, dict):
+        return [f"{p}: must be an object"]
+    out = []
+    if "id" not in a:
+        out.append(f"{p}.id: missing")
+    elif not _is_int(a["id"]):
+        out.append(f"{p}.id: must be an int, found {a['id']!r}")
+    elif a["id"] in ann_ids:
+        out.append(f"{p}.id: duplicate id {a['id']}")
+    else:
+        ann_ids.add(a["id"])
+    size = None
+    if "image_id" not in a:
+        out.append(f"{p}.image_id: missing")
+    elif a["image_id"] not in images:
+        out.append(f"{p}.image_id: {a['image_id']!r} is not an image id")
+    else:
+        size = images[a["image_id"]]
+    if "category_id" not in a:
+        out.append(f"{p}.category_id: missing")
+    elif a["category_id"] not in cats:
+        out.append(f"{p}.category_id: {a['category_id']!r} is not a category id")
+    if a.get("iscrowd", 0) not in (0, 1) or isinstance(a.get("iscrowd", 0), bool):
+        out.append(f"{p}.iscrowd: must be 0 or 1, found {a.get('iscrowd')!r}")
+    bbox = a.get("bbox")
+    if bbox is None:
+        out.append(f"{p}.bbox: missing")
+    elif not (isinstance(bbox, list) and len(bbox) == 4 and all(_is_num(v) for v in bbox)):
+        out.append(f"{p}.bbox: must be [x, y, w, h] numbers, found {bbox!r}")
+    elif bbox[2] <= 0 or bbox[3] <= 0:
+        out.append(f"{p}.bbox: width and height must be > 0, found {bbox}")
+    elif size is not None:
+        w, h = size
+        x, y, bw, bh = bbox
+        if x < -EDGE_TOLERANCE or y < -EDGE_TOLERANCE or x + bw > w + EDGE_TOLERANCE or y + bh > h + EDGE_TOLERANCE:
+            out.append(f"{p}.bbox: {bbox} extends outside the {w}x{h} image")
+    if "area" not in a:
+        out.append(f"{p}.area: missing")
+    elif not (_is_num(a["area"]) and a["area"] > 0):
+        out.append(f"{p}.area: must be a number > 0, found {a['area']!r}")
+    if "segmentation" not in a:
+        out.append(f"{p}.segmentation: missing")
+    else:
+        out += _segmentation_problems(f"{p}.segmentation", a["segmentation"], size)
+    return out
+
+
+def _segmentation_problems(p: str, seg, size) -> list[str]:
+    if isinstance(seg, dict):
+        rle_size, counts = seg.get("size"), seg.get("counts")
+        if not (isinstance(rle_size, list) and len(rle_size) == 2 and all(_is_int(v) for v in rle_size)):
+            return [f"{p}.size: RLE needs size [height, width], found {rle_size!r}"]
+        if not isinstance(counts, (str, list)):
+            return [f"{p}.counts: must be a string (compressed) or a list of ints"]
+        if size is not None and rle_size != [size[1], size[0]]:
+            return [f"{p}.size: RLE size {rle_size} is not the image's [height, width] = [{size[1]}, {size[0]}]"]
+        if isinstance(counts, list) and sum(counts) != rle_size[0] * rle_size[1]:
+            return [f"{p}.counts: uncompressed RLE sums to {sum(counts)}, not height*width"]
+        return []
+    if not isinstance(seg, list):
+        return [f"{p}: must be a list of polygons or an RLE object"]
+    out = []
+    for j, poly in enumerate(seg):
+        if not isinstance(poly, list):
+            out.append(f"{p}: must be a list of polygons ([[x0, y0, x1, y1, ...], ...]), found a {type(poly).__name__} at [{j}]")
+            break
+        if len(poly) < 6 or len(poly) % 2:
+            out.append(f"{p}[{j}]: polygon needs an even number >= 6 of coordinates, has {len(poly)}")
+        elif not all(_is_num(v) for v in poly):
+            out.append(f"{p}[{j}]: polygon coordinates must be numbers")
+    return out
+
+
+def self_evaluation(doc: dict) -> dict[str, float]:
+    """bbox and segm AP of the ground truth evaluated against itself."""
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    quiet = io.StringIO()
+    with contextlib.redirect_stdout(quiet):
+        gt = COCO()
+        gt.dataset = doc
+        gt.createIndex()
+        dets = [a for a in doc["annotations"] if not a.get("iscrowd")]
+        if not dets:
+            return {}
+        per_image = np.bincount([a["image_id"] for a in dets]).max()
+        out = {}
+        for iou_type in ("bbox", "segm"):
+            if iou_type == "segm" and not all(a.get("segmentation") for a in dets):
+                continue
+            res = []
+            for a in dets:
+                r = {"image_id": a["image_id"], "category_id": a["category_id"], "score": 1.0, "bbox": a["bbox"]}
+                if iou_type == "segm":
+                    r["segmentation"] = gt.annToRLE(a)
+                res.append(r)
+            dt = gt.loadRes(res)
+            ev = COCOeval(gt, dt, iou_type)
+            ev.params.maxDets = [1, 10, max(100, int(per_image))]
+            ev.evaluate()
+            ev.accumulate()
+            ev.summarize()
+            out[iou_type] = float(ev.stats[0])
+    return out
+
+
+def validate_coco(doc) -> tuple[list[str], dict[str, float]]:
+    problems = structural_problems(doc)
+    if problems:
+        return problems, {}
+    try:
+        aps = self_evaluation(doc)
+    except Exception as e:  # pycocotools' own assertion on something we did not check
+        return [f"$: pycocotools cannot load it: {type(e).__name__}: {e}"], {}
+    for iou_type, ap in aps.items():
+        if abs(ap - 1.0) > 1e-9:
+            problems.append(f"$: self-evaluation {iou_type} AP = {ap:.4f}, must be 1.0 (degenerate or unmatched annotations)")
+    return problems, aps
+
+
+def validate_coco_file(path: Path) -> str:
+    import orjson
+
+    try:
+        doc = orjson.loads(Path(path).read_bytes())
+    except OSError as e:
+        raise AnnotError(f"{path}: cannot read: {e.strerror or e}") from None
+    except orjson.JSONDecodeError as e:
+        raise DatasetInvalid(path, [f"$: not valid JSON: {e}"]) from None
+    problems, aps = validate_coco(doc)
+    if problems:
+        raise DatasetInvalid(path, problems)
+    ap_text = ", ".join(f"{k} AP {v:.3f}" for k, v in aps.items()) or "no non-crowd annotations to evaluate"
+    return (
+        f"{len(doc['images'])} images, {len(doc['annotations'])} annotations, "
+        f"{len(doc['categories'])} categories; {ap_text}"
+    )
