@@ -37,7 +37,7 @@ BUILTIN = (
     Format("coco", "COCO JSON (instances)", _C + "coco_reader:read", _C + "coco_writer:write", "file",
            frozenset({"image_root"})),
     Format("labelme", "labelme JSON, one file per image", _C + "labelme_reader:read", _C + "labelme_writer:write",
-           "dir", frozenset({"ignore_as_crowd", "extract_images", "simplify"})),
+           "dir", frozenset({"ignore_as_crowd", "extract_images", "simplify", "image_root"})),
     Format("voc", "labelImg Pascal VOC XML", _C + "voc_reader:read", _C + "voc_writer:write", "dir",
            frozenset({"pixel_convention", "difficult_as_crowd", "image_root"})),
     Format("yolo", "labelImg YOLO txt + classes.txt (boxes and segmentation)", _C + "yolo_reader:read",

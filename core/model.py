@@ -111,11 +111,12 @@ class Dataset:
     def category_names(self) -> dict[int, str]:
         return {c.id: c.name for c in self.categories}
 
-    def by_image(self) -> dict[int, list[Annotation]]:
+    def per_image(self):
+        """``(image, its annotations)`` for every image, in image order."""
         out: dict[int, list[Annotation]] = {i.id: [] for i in self.images}
         for a in self.annotations:
-            out.setdefault(a.image_id, []).append(a)
-        return out
+            out[a.image_id].append(a)
+        return [(img, out[img.id]) for img in self.images]
 
 
 @dataclass(slots=True)
