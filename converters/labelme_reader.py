@@ -34,7 +34,7 @@ from annot.options import ConvertOptions
 from annot.parallel import map_files
 from annot.report import Report
 
-from .discovery import find_files, read_text, relative_name
+from .discovery import find_files, find_image, read_text, relative_name
 
 NON_INSTANCE_SHAPES = {"point", "points", "line", "linestrip"}
 
@@ -47,6 +47,7 @@ def read(inputs: list[Path], opts: ConvertOptions, report: Report):
         on_error=opts.on_error,
         ignore_as_crowd=opts.ignore_as_crowd,
         extract_dir=opts.extract_images,
+        image_root=opts.image_root,
     )
     builder = DatasetBuilder(opts.labels)
     for draft, rep in map_files(job, files, opts.jobs, "labelme", opts.quiet):
@@ -62,6 +63,7 @@ def read_file(
     on_error: str = "fail",
     ignore_as_crowd: bool = False,
     extract_dir: Path | None = None,
+    image_root: Path | None = None,
 ) -> tuple[ImageDraft | None, Report]:
     path, root = file_and_root
     rep = Report(on_error)
@@ -74,7 +76,7 @@ def read_file(
         rep.error(path, None, "not a labelme file: no 'shapes' list")
         return None, rep
 
-    image = _image_of(path, root, doc, rep, extract_dir)
+    image = _image_of(path, root, doc, rep, extract_dir, image_root)
     if image is None:
         return None, rep
     draft, width, height = image
@@ -121,7 +123,7 @@ def read_file(
     return draft, rep
 
 
-def _image_of(path: Path, root: Path, doc: dict, rep: Report, extract_dir: Path | None):
+def _image_of(path: Path, root: Path, doc: dict, rep: Report, extract_dir: Path | None, image_root: Path | None):
     """ImageDraft with file name and displayed size, or None after rep.error."""
     raw_ref = doc.get("imagePath") or ""
     ref = raw_ref.replace("\\", "/")
@@ -148,6 +150,8 @@ def _image_of(path: Path, root: Path, doc: dict, rep: Report, extract_dir: Path 
     width, height = doc.get("imageWidth"), doc.get("imageHeight")
     stored = isinstance(width, int) and isinstance(height, int) and width > 0 and height > 0
     header = None
+    if image_file is not None and not image_file.is_file() and image_root is not None:
+        image_file = find_image(ref, [image_root]) or image_file
     if image_file is not None and image_file.is_file():
         try:
             header = image_size(image_file)
@@ -170,7 +174,7 @@ def _image_of(path: Path, root: Path, doc: dict, rep: Report, extract_dir: Path 
     elif header is not None:
         width, height = header[0], header[1]
     else:
-        rep.error(path, "imagePath", f"image size unknown: no imageWidth/imageHeight and {ref!r} not found")
+        rep.error(path, "imagePath", f"image size unknown: no imageWidth/imageHeight and {ref!r} not found (use --image-root)")
         return None
 
     if extract_dir is not None and image_data is not None:

@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+SAMPLES = SHARED / "samples"
+LS_DATA = SAMPLES / "HumanSignal-label-studio-sdk/tests/custom/converter/data"
+LABELME = SAMPLES / "wkentaro-labelme"
+
+sys.path.insert(0, str(REPO / "examples"))  # the synthetic project generator
+
+
+def pytest_collection_modifyitems(config, items):
+    if not SAMPLES.is_dir():
+        skip = pytest.mark.skip(reason=f"shared samples not found at {SAMPLES}")
+        for item in items:
+            if "samples" in item.fixturenames:
+                item.add_marker(skip)
+
+
+@pytest.fixture
+def samples() -> Path:
+    return SAMPLES
+
+
+class CLIResult:
+    def __init__(self, code: int, out: str, err: str):
+        self.code, self.out, self.err = code, out, err
+
+    def __repr__(self):
+        return f"CLIResult(code={self.code}, out={self.out[-500:]!r}, err={self.err[-800:]!r})"
+
+
+@pytest.fixture
+def annot(capsys):
+    """Run the CLI in-process: ``annot("convert", ...)`` -> CLIResult."""
+    from annot.cli import main
+
+    def run(*args) -> CLIResult:
+        code = main([str(a) for a in args])
+        cap = capsys.readouterr()
+        return CLIResult(code, cap.out, cap.err)
+
+    return run
+
+
+def load(path: Path):
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+@pytest.fixture
+def convert(annot, tmp_path):
+    """``convert("labelme", "coco", *inputs, **flags)`` -> output path; asserts success."""
+    counter = {"n": 0}
+
+    def run(src, dst, *inputs, extra=(), suffix=None):
+        counter["n"] += 1
+        ext = suffix if suffix is not None else (".json" if dst in ("coco", "labelstudio") else "")
+        out = tmp_path / f"out{counter['n']}_{dst}{ext}"
+        res = annot("convert", src, dst, *inputs, "-o", out, "-q", *extra)
+        assert res.code == 0, res
+        return out
+
+    return run
