@@ -16,14 +16,14 @@ from functools import partial
 from pathlib import Path
 
 from annot.errors import AnnotError
-from annot.geometry import BoxMode, box_to_xywh, polygon_areas, polygons_bbox
+from annot.geometry import BoxMode, box_to_xywh, polygon_areas, polygons_bbox, rectangle_polygon
 from annot.images import IMAGE_SUFFIXES, image_size
 from annot.model import DatasetBuilder, ImageDraft, Instance
 from annot.options import ConvertOptions
 from annot.parallel import map_files
 from annot.report import Report
 
-from .boxes import box_instances, clip_box
+from .boxes import clip_box
 from .discovery import find_files, relative_name
 
 CLASS_FILES = ("classes.txt", "obj.names")
@@ -101,7 +101,7 @@ def read_file(file_and_root, names: tuple[str, ...] = (), on_error="fail", image
     except (OSError, UnicodeDecodeError) as e:
         rep.error(path, None, f"cannot read: {e}")
         return None, rep
-    boxes, polys = [], []
+    shapes: list[tuple[str, list[float], list[float]]] = []  # (label, polygon, bbox) in line order
     for n, line in enumerate(lines, start=1):
         item = f"line {n}"
         fields = line.split()
@@ -125,13 +125,12 @@ def read_file(file_and_root, names: tuple[str, ...] = (), on_error="fail", image
             if xywh[2] <= 0 or xywh[3] <= 0:
                 rep.error(path, item, "empty box")
                 continue
-            boxes.append((label, xywh, 0))
+            shapes.append((label, rectangle_polygon(*xywh), xywh))
         elif len(vals) >= 6 and len(vals) % 2 == 0:
             pts = [min(max(v, 0.0), 1.0) * (width if k % 2 == 0 else height) for k, v in enumerate(vals)]
-            polys.append((label, pts))
+            shapes.append((label, pts, polygons_bbox([pts])))
         else:
             rep.error(path, item, f"{len(vals)} coordinates: expected 4 (box) or an even number >= 6 (polygon)")
-    instances = box_instances(boxes, width, height)
-    areas = polygon_areas([[p] for _, p in polys], height, width)
-    instances += [Instance(lb, polygons_bbox([p]), a, [p]) for (lb, p), a in zip(polys, areas)]
+    areas = polygon_areas([[p] for _, p, _ in shapes], height, width)
+    instances = [Instance(lb, bb, a, [p]) for (lb, p, bb), a in zip(shapes, areas)]
     return ImageDraft(relative_name(image, root), width, height, instances, {"source": str(path)}), rep
