@@ -90,9 +90,11 @@ def rotated_rectangle(x: float, y: float, w: float, h: float, degrees: float) ->
 
 def rectangle_of(poly: list[float], tol: float = 1e-6) -> tuple[float, float, float, float, float] | None:
     """Inverse of :func:`rotated_rectangle`: ``(x, y, w, h, degrees)`` when the
-    4-point polygon is a rectangle (any rotation), else None. ``degrees`` is in
-    ``[0, 360)``; an axis-aligned rectangle is returned with 0 and its
-    top-left corner first whatever the point order."""
+    4-point polygon is a rectangle (any rotation), else None. The first point
+    is the anchor corner and ``degrees`` in ``[0, 360)`` the direction of the
+    edge leaving it clockwise, so Label Studio boxes come back exactly as they
+    were drawn. An axis-aligned rectangle is returned with 0 and its top-left
+    corner whatever the point order."""
     if len(poly) != 8:
         return None
     p = np.asarray(poly, dtype=float).reshape(4, 2)
@@ -108,18 +110,16 @@ def rectangle_of(poly: list[float], tol: float = 1e-6) -> tuple[float, float, fl
     if np.all(np.isclose(e[:, 0], 0, atol=tol * scale) | np.isclose(e[:, 1], 0, atol=tol * scale)):
         x0, y0 = xs.min(), ys.min()
         return float(x0), float(y0), float(xs.max() - x0), float(ys.max() - y0), 0.0
-    # Orientation: make the corner order clockwise on screen, start anywhere.
+    # Make the corner order clockwise on screen, keeping the first point first:
+    # it is the corner the rectangle is anchored at (Label Studio's x, y).
     cross = np.sum(e[:, 0] * np.roll(e[:, 1], -1) - e[:, 1] * np.roll(e[:, 0], -1))
     if cross < 0:
-        p = p[::-1]
+        p = np.roll(p[::-1], 1, axis=0)
         e = np.roll(p, -1, axis=0) - p
-    # Start at the corner whose outgoing edge points most to the right, so the
-    # angle is the smallest clockwise rotation of that edge.
-    angles = np.degrees(np.arctan2(e[:, 1], e[:, 0])) % 360.0
-    k = int(np.argmin(np.minimum(angles, 360.0 - angles + 1e-9)))
-    w = float(np.hypot(*e[k]))
-    h = float(np.hypot(*e[(k + 1) % 4]))
-    return float(p[k, 0]), float(p[k, 1]), w, h, float(angles[k])
+    w = float(np.hypot(*e[0]))
+    h = float(np.hypot(*e[1]))
+    angle = float(np.degrees(np.arctan2(e[0, 1], e[0, 0])) % 360.0)
+    return float(p[0, 0]), float(p[0, 1]), w, h, angle
 
 
 def circle_polygon(cx: float, cy: float, r: float, max_error: float = 1.0) -> list[float]:

@@ -58,7 +58,8 @@ def test_rotated_rectangle_is_a_rectangle_and_inverts(x, y, w, h, deg):
     q = np.array(rotated_rectangle(*got)).reshape(4, 2)
     dist = np.hypot(*(q[:, None, :] - p[None, :, :]).transpose(2, 0, 1)).min(axis=1)
     assert dist.max() <= 1e-6 * (1 + max(x, y, w, h))
-    assert min(got[4], 360 - got[4]) <= 45 + 1e-6  # the smallest rotation is chosen
+    if got[4] != 0.0:  # not axis-aligned: exactly the rectangle that was drawn
+        assert got == pytest.approx((x, y, w, h, deg), abs=1e-6 * (1 + max(x, y, w, h)))
 
 
 def test_rotation_is_clockwise_on_screen():
