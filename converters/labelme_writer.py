@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image as PILImage
 
 from annot.geometry import rectangle_of, segmentation_to_mask
-from annot.io import atomic_dir, dumps_json
+from annot.io import atomic_dir, dumps_json, inside
 from annot.model import IGNORE_LABEL, Annotation, Dataset, Image
 from annot.options import ConvertOptions
 from annot.report import Report
@@ -32,10 +32,9 @@ def write(ds: Dataset, out: Path, opts: ConvertOptions, report: Report) -> list[
     names = ds.category_names()
     with atomic_dir(out, opts.overwrite) as tmp:
         for img, anns in ds.per_image():
-            rel = Path(img.file_name).with_suffix(".json")
-            target = tmp / rel
+            target = inside(tmp, img.file_name, ".json")
             target.parent.mkdir(parents=True, exist_ok=True)
-            doc = to_labelme(img, anns, names, out / rel, opts.image_root, report)
+            doc = to_labelme(img, anns, names, out / target.relative_to(tmp), opts.image_root, report)
             target.write_bytes(dumps_json(doc, indent=True))
     return [Path(out)]
 

@@ -174,7 +174,7 @@ class _TaskReader:
     def _regions(self, path, item, results: list[dict], size) -> list[Instance]:
         rep = self.report
         width, height = size
-        polys: list[tuple[str, list[float], float | None, str | None]] = []
+        polys: list[list[float]] = []
         out: list[Instance] = []
         by_id: dict[str, Instance] = {}
         keypoints: list[tuple[int, dict]] = []
@@ -215,19 +215,17 @@ class _TaskReader:
                 continue
             if inst is None:
                 continue
-            if isinstance(inst, list):  # polygon: area later, in one batch
-                polys.append((label, inst, score, r.get("id")))
-                continue
+            if isinstance(inst, list):  # a polygon: its area comes later, in one batch
+                polys.append(inst)
+                inst = Instance(label, polygons_bbox([inst]), -1.0, [inst])
             inst.score = score
             out.append(inst)
             if r.get("id") is not None:
                 by_id.setdefault(r["id"], inst)
-        areas = polygon_areas([[p] for _, p, _, _ in polys], height, width)
-        for (label, p, score, rid), area in zip(polys, areas):
-            inst = Instance(label, polygons_bbox([p]), area, [p], score=score)
-            out.append(inst)
-            if rid is not None:
-                by_id.setdefault(rid, inst)
+        areas = iter(polygon_areas([[p] for p in polys], height, width))
+        for inst in out:
+            if inst.area < 0:
+                inst.area = next(areas)
         self._link_keypoints(path, item, keypoints, by_id, width, height)
         return out
 

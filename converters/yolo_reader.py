@@ -133,4 +133,5 @@ def read_file(file_and_root, names: tuple[str, ...] = (), on_error="fail", image
             rep.error(path, item, f"{len(vals)} coordinates: expected 4 (box) or an even number >= 6 (polygon)")
     areas = polygon_areas([[p] for _, p, _ in shapes], height, width)
     instances = [Instance(lb, bb, a, [p]) for (lb, p, bb), a in zip(shapes, areas)]
-    return ImageDraft(relative_name(image, root), width, height, instances, {"source": str(path)}), rep
+    base = image_root if image_root is not None and image.is_relative_to(image_root) else root
+    return ImageDraft(relative_name(image, base), width, height, instances, {"source": str(path)}), rep

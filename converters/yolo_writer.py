@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from annot.geometry import BoxMode, mask_to_polygons, rectangle_of, rectangle_polygon, segmentation_to_mask, xywh_to_box
-from annot.io import atomic_dir
+from annot.io import atomic_dir, inside
 from annot.model import Annotation, Dataset
 from annot.options import ConvertOptions
 from annot.report import Report
@@ -41,7 +41,7 @@ def write(ds: Dataset, out: Path, opts: ConvertOptions, report: Report) -> list[
                     report.warn("crowd region not written (YOLO has no ignore regions)", img.file_name)
                     continue
                 lines += _lines(a, index[a.category_id], img.width, img.height, segment, opts.simplify, report)
-            target = tmp / Path(img.file_name).with_suffix(".txt")
+            target = inside(tmp, img.file_name, ".txt")
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text("".join(ln + "\n" for ln in lines), encoding="utf-8")
     return [Path(out)]

@@ -64,6 +64,9 @@ def convert(annot, tmp_path):
         out = tmp_path / f"out{counter['n']}_{dst}{ext}"
         res = annot("convert", src, dst, *inputs, "-o", out, "-q", *extra)
         assert res.code == 0, res
+        if dst == "coco":  # every COCO file annot writes must pass annot validate
+            check = annot("validate", "coco", out)
+            assert check.code == 0, check
         return out
 
     return run

@@ -1,0 +1,100 @@
+"""Bad input: one clear line, a non-zero exit, nothing half-written."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import LABELME, load
+
+
+def _good(path, n=3):
+    doc = {"version": "5.3.1", "flags": {}, "imagePath": "x.png", "imageData": None, "imageWidth": 100,
+           "imageHeight": 80, "shapes": [{"label": "a", "points": [[1, 1], [n + 10, 1], [n + 10, 20]],
+                                         "shape_type": "polygon", "group_id": None, "flags": {}}]}
+    path.write_text(json.dumps(doc))
+
+
+def _project(tmp_path):
+    d = tmp_path / "proj"
+    d.mkdir()
+    for k in range(3):
+        _good(d / f"{k}.json", k)
+    bad = json.loads((d / "1.json").read_text())
+    bad["shapes"].append({"label": "b", "points": [[1, 1], [2, 2]], "shape_type": "polygon"})
+    (d / "1.json").write_text(json.dumps(bad))
+    (d / "2.json").write_text("{ not json")
+    return d
+
+
+def test_fail_stops_at_first_error_without_output(annot, tmp_path):
+    d = _project(tmp_path)
+    out = tmp_path / "o.json"
+    res = annot("convert", "labelme", "coco", d, "-o", out)
+    assert res.code == 2
+    assert res.err.strip() == f"annot: error: {d / '1.json'}:shape[1]: polygon has 2 point(s), needs at least 3"
+    assert "Traceback" not in res.err
+    assert not out.exists() and list(tmp_path.iterdir()) == [d]  # no temp file left either
+
+
+def test_skip_writes_output_report_and_summary(annot, tmp_path):
+    d = _project(tmp_path)
+    out = tmp_path / "o.json"
+    res = annot("convert", "labelme", "coco", d, "-o", out, "--on-error", "skip")
+    assert res.code == 0
+    coco = load(out)
+    assert len(coco["images"]) == 2 and len(coco["annotations"]) == 2  # the bad shape and the bad file skipped
+    report = load(tmp_path / "o.json.report.json")
+    assert [(s["path"], s["item"]) for s in report["skipped"]] == [(str(d / "1.json"), "shape[1]"), (str(d / "2.json"), None)]
+    assert "cannot read JSON" in report["skipped"][1]["reason"]
+    assert "skipped 2 item(s)" in res.err
+
+
+def test_existing_output_is_not_overwritten_without_flag(annot, tmp_path):
+    out = tmp_path / "o.json"
+    out.write_text("precious")
+    src = LABELME / "examples/primitives/primitives.json"
+    res = annot("convert", "labelme", "coco", src, "-o", out)
+    assert res.code == 2 and "already exists; pass --overwrite" in res.err
+    assert out.read_text() == "precious"
+    assert annot("convert", "labelme", "coco", src, "-o", out, "--overwrite", "-q").code == 0
+    assert load(out)["images"][0]["file_name"] == "primitives.jpg"
+
+
+def test_directory_outputs_are_atomic(annot, tmp_path):
+    out = tmp_path / "lm"
+    out.mkdir()
+    (out / "mine.txt").write_text("keep")
+    coco = tmp_path / "c.json"
+    assert annot("convert", "labelme", "coco", LABELME / "examples/primitives/primitives.json", "-o", coco, "-q").code == 0
+    assert annot("convert", "coco", "labelme", coco, "-o", out).code == 2
+    assert (out / "mine.txt").read_text() == "keep"
+    assert annot("convert", "coco", "labelme", coco, "-o", out, "--overwrite", "-q").code == 0
+    assert sorted(p.name for p in out.iterdir()) == ["primitives.json"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (("convert", "labelmee", "coco", "x", "-o", "y"), "unknown format 'labelmee'; known: coco, createml, labelme, labelstudio, voc, yolo"),
+    (("convert", "coco", "createml", "x", "-o", "y"), "createml can only be read"),
+    (("convert", "labelme", "coco", "x", "-o", "y", "--pixel-convention", "voc1"), "--pixel-convention does not apply to labelme -> coco"),
+    (("convert", "labelme", "coco", "/nonexistent/dir", "-o", "y"), "/nonexistent/dir: no such file or directory"),
+    (("validate", "coco", "/nonexistent.json"), "/nonexistent.json: cannot read"),
+])
+def test_user_errors_are_one_line(annot, args, message):
+    res = annot(*args)
+    assert res.code == 2
+    assert message in res.err and "Traceback" not in res.err
+
+
+def test_parallel_matches_serial_and_progress_is_silent_off_tty(annot, tmp_path):
+    d = tmp_path / "many"
+    d.mkdir()
+    for k in range(260):  # above the threshold where worker processes start
+        _good(d / f"{k:04d}.json", k % 50)
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    ra = annot("convert", "labelme", "coco", d, "-o", a, "-j", "2")
+    rb = annot("convert", "labelme", "coco", d, "-o", b, "-j", "1", "-q")
+    assert ra.code == rb.code == 0
+    assert a.read_bytes() == b.read_bytes()
+    assert "it/s" not in ra.err and "file/s" not in ra.err  # stdout is not a TTY: no progress bar
