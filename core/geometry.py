@@ -123,12 +123,15 @@ def rectangle_of(poly: list[float], tol: float = 1e-6) -> tuple[float, float, fl
 
 
 def circle_polygon(cx: float, cy: float, r: float, max_error: float = 1.0) -> list[float]:
-    """Inscribed regular polygon whose chords stay within ``max_error`` px of the circle."""
+    """Inscribed regular polygon whose chords stay within ``max_error`` px of the
+    circle. The vertex count is a multiple of 4 so the four extreme points are
+    vertices and the polygon's bbox is exactly the circle's."""
     r = abs(r)
     if r <= max_error:
         n = 8
     else:
         n = max(8, math.ceil(math.pi / math.acos(1.0 - max_error / r)))
+    n = 4 * math.ceil(n / 4)
     t = np.arange(n) * (2 * math.pi / n)
     pts = np.empty(2 * n)
     pts[0::2] = cx + r * np.cos(t)

@@ -43,7 +43,7 @@ def test_primitives_every_shape_type(convert, annot, tmp_path):
     r = math.hypot(225 - 195, 125 - 84)
     pts = np.array(circle["segmentation"][0]).reshape(-1, 2)
     assert np.hypot(pts[:, 0] - 195, pts[:, 1] - 84) == pytest.approx(r)
-    assert circle["bbox"][2] == pytest.approx(2 * r, abs=1.0)
+    assert circle["bbox"] == pytest.approx([195 - r, 84 - r, 2 * r, 2 * r])  # extreme points are vertices
     assert abs(circle["area"] - math.pi * r * r) < 2 * math.pi * r  # within one px of the true disc
 
 
