@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from functools import lru_cache
 from pathlib import Path
 
 from annot.errors import AnnotError
@@ -40,10 +42,16 @@ def read_text(path: Path) -> str:
 
 def relative_name(image: Path, root: Path) -> str:
     """Image path relative to the input root, '/'-separated, as COCO file_name."""
-    import os
+    image = os.path.normpath(image)
+    folder, name = os.path.split(image)
+    rel = _relative_dir(folder, os.path.normpath(root))
+    return name if rel == "." else f"{rel}/{name}"
 
-    rel = os.path.relpath(os.path.normpath(image), os.path.normpath(root))
-    return rel.replace(os.sep, "/")
+
+@lru_cache(maxsize=4096)
+def _relative_dir(folder: str, root: str) -> str:
+    # relpath calls getcwd twice: once per folder, not once per file
+    return os.path.relpath(folder, root).replace(os.sep, "/")
 
 
 def find_image(name: str, dirs: list[Path | None]) -> Path | None:

@@ -27,13 +27,14 @@ import numpy as np
 import orjson
 from PIL import Image as PILImage
 
-from annot.geometry import circle_polygon, mask_instance, polygon_areas, polygons_bbox, segmentation_to_mask
+from annot.geometry import circle_polygon, mask_instance, segmentation_to_mask
 from annot.images import embedded_image, image_size, is_image_name
 from annot.model import IGNORE_LABEL, DatasetBuilder, ImageDraft, Instance
 from annot.options import ConvertOptions
 from annot.parallel import map_files
 from annot.report import Report
 
+from .columns import Columns, PolygonEntry, to_columns
 from .discovery import find_files, find_image, read_text, relative_name
 
 NON_INSTANCE_SHAPES = {"point", "points", "line", "linestrip"}
@@ -50,9 +51,11 @@ def read(inputs: list[Path], opts: ConvertOptions, report: Report):
         image_root=opts.image_root,
     )
     builder = DatasetBuilder(opts.labels)
-    for draft, rep in map_files(job, files, opts.jobs, "labelme", opts.quiet):
+    for parsed, rep in map_files(job, files, opts.jobs, "labelme", opts.quiet):
         report.merge(rep)
-        if draft is not None:
+        if parsed is not None:
+            draft, columns = parsed
+            draft.instances = columns.instances()
             builder.add(draft)
     return builder.build()
 
@@ -64,7 +67,7 @@ def read_file(
     ignore_as_crowd: bool = False,
     extract_dir: Path | None = None,
     image_root: Path | None = None,
-) -> tuple[ImageDraft | None, Report]:
+) -> tuple[tuple[ImageDraft, Columns] | None, Report]:
     path, root = file_and_root
     rep = Report(on_error)
     try:
@@ -81,7 +84,7 @@ def read_file(
         return None, rep
     draft, width, height = image
 
-    # Group shapes into instances: key -> [label, polygons, masks, first shape index]
+    # Group shapes into instances: key -> [label, [(item, polygon)], [mask]]
     groups: dict[object, list] = {}
     for i, shape in enumerate(doc["shapes"]):
         item = f"shape[{i}]"
@@ -97,30 +100,100 @@ def read_file(
             continue
         gid = shape.get("group_id")
         key = (label, gid) if gid is not None else i
-        g = groups.setdefault(key, [label, [], []])
-        (g[1] if kind == "polygon" else g[2]).append(geom)
-
-    polygon_only = [g for g in groups.values() if not g[2]]
-    areas = polygon_areas([g[1] for g in polygon_only], height, width)
-    area_of = {id(g): a for g, a in zip(polygon_only, areas)}
-    for g in groups.values():
-        label, polys, masks = g
-        crowd = 1 if label == IGNORE_LABEL else 0
-        if masks or crowd:
-            # crowd regions are RLE in COCO; masks cannot be polygons without loss
-            m = np.zeros((height, width), np.uint8)
-            for mk in masks:
-                m |= mk
-            if polys:
-                m |= segmentation_to_mask(polys, height, width)
-            rle, bbox, area = mask_instance(m)
-            if area == 0:
-                rep.warn("empty mask shape skipped", str(path))
-                continue
-            draft.instances.append(Instance(label, bbox, area, rle, crowd))
+        g = groups.get(key)
+        if g is None:
+            g = groups[key] = [label, [], []]
+        if kind == "polygon":
+            g[1].append((item, geom))
         else:
-            draft.instances.append(Instance(label, polygons_bbox(polys), area_of[id(g)], polys))
-    return draft, rep
+            g[2].append(geom)
+    entries = []
+    for label, items_polys, masks in groups.values():
+        if not masks and label != IGNORE_LABEL:
+            entries.append(PolygonEntry(label, [p for _, p in items_polys], [it for it, _ in items_polys]))
+            continue
+        # masks cannot become polygons without loss; crowd regions are RLE in COCO
+        m = np.zeros((height, width), np.uint8)
+        for mk in masks:
+            m |= mk
+        if items_polys:
+            m |= segmentation_to_mask([p for _, p in items_polys], height, width)
+        rle, bbox, area = mask_instance(m)
+        if area == 0:
+            rep.warn("empty mask shape skipped", str(path))
+            continue
+        entries.append(Instance(label, bbox, area, rle, 1 if label == IGNORE_LABEL else 0))
+    return (draft, to_columns(entries, width, height, path, rep)), rep
+
+
+def _flat_points(shape: dict, item: str, path: Path, rep: Report) -> list[float] | None:
+    """The shape's points flattened to ``[x0, y0, x1, y1, ...]``, or None after rep.error."""
+    pts = shape.get("points")
+    try:
+        flat = [float(v) for p in pts for v in p]
+    except (TypeError, ValueError):
+        flat = None
+    if not flat or len(flat) != 2 * len(pts):
+        rep.error(path, item, "'points' must be a non-empty list of [x, y] number pairs")
+        return None
+    if not math.isfinite(sum(flat)):
+        rep.error(path, item, "'points' holds a non-finite number")
+        return None
+    return flat
+
+
+def _parse_shape(shape, item: str, path: Path, rep: Report, width: int, height: int):
+    """(label, 'polygon'|'mask', flat polygon list | full-size mask) or None."""
+    if not isinstance(shape, dict):
+        rep.error(path, item, "shape is not an object")
+        return None
+    label = shape.get("label")
+    if not isinstance(label, str) or not label:
+        rep.error(path, item, "missing label")
+        return None
+    kind = shape.get("shape_type") or "polygon"
+    if kind in NON_INSTANCE_SHAPES:
+        rep.warn(f"{kind} shape skipped (not an instance)", f"{path}:{item}")
+        return None
+    flat = _flat_points(shape, item, path, rep)
+    if flat is None:
+        return None
+    n = len(flat) // 2
+    if kind == "polygon":
+        if n < 3:
+            rep.error(path, item, f"polygon has {n} point(s), needs at least 3")
+            return None
+        return label, "polygon", flat
+    if kind == "rectangle":
+        if n not in (2, 4):
+            rep.error(path, item, f"rectangle has {n} points, needs 2 corners")
+            return None
+        xs, ys = flat[0::2], flat[1::2]
+        x0, x1, y0, y1 = min(xs), max(xs), min(ys), max(ys)
+        if x1 <= x0 or y1 <= y0:
+            rep.error(path, item, "rectangle has zero width or height")
+            return None
+        return label, "polygon", [x0, y0, x1, y0, x1, y1, x0, y1]
+    if kind == "circle":
+        if n != 2:
+            rep.error(path, item, f"circle has {n} points, needs centre and a point on it")
+            return None
+        cx, cy, px, py = flat
+        r = math.hypot(px - cx, py - cy)
+        if r == 0:
+            rep.error(path, item, "circle has zero radius")
+            return None
+        return label, "polygon", circle_polygon(cx, cy, r)
+    if kind == "oriented_rectangle":
+        if n != 4:
+            rep.error(path, item, f"oriented_rectangle has {n} points, needs 4")
+            return None
+        return label, "polygon", flat
+    if kind == "mask":
+        mask = _mask_of(shape, flat, item, path, rep, width, height)
+        return None if mask is None else (label, "mask", mask)
+    rep.error(path, item, f"unknown shape_type {kind!r}")
+    return None
 
 
 def _image_of(path: Path, root: Path, doc: dict, rep: Report, extract_dir: Path | None, image_root: Path | None):
@@ -186,94 +259,7 @@ def _image_of(path: Path, root: Path, doc: dict, rep: Report, extract_dir: Path 
     return ImageDraft(file_name, int(width), int(height), extra={"source": str(path)}), width, height
 
 
-def _points(shape: dict, item: str, path: Path, rep: Report) -> list[tuple[float, float]] | None:
-    pts = shape.get("points")
-    if not isinstance(pts, list) or not pts:
-        rep.error(path, item, "'points' must be a non-empty list")
-        return None
-    out = []
-    for p in pts:
-        if not (isinstance(p, (list, tuple)) and len(p) == 2):
-            rep.error(path, item, f"point {p!r} is not [x, y]")
-            return None
-        x, y = p
-        if not (isinstance(x, (int, float)) and isinstance(y, (int, float))) or not (
-            math.isfinite(x) and math.isfinite(y)
-        ):
-            rep.error(path, item, f"point {p!r} is not two finite numbers")
-            return None
-        out.append((float(x), float(y)))
-    return out
-
-
-def _parse_shape(shape, item: str, path: Path, rep: Report, width: int, height: int):
-    """(label, 'polygon'|'mask', flat polygon | full-size mask) or None."""
-    if not isinstance(shape, dict):
-        rep.error(path, item, "shape is not an object")
-        return None
-    label = shape.get("label")
-    if not isinstance(label, str) or not label:
-        rep.error(path, item, "missing label")
-        return None
-    kind = shape.get("shape_type") or "polygon"
-    if kind in NON_INSTANCE_SHAPES:
-        rep.warn(f"{kind} shape skipped (not an instance)", f"{path}:{item}")
-        return None
-    pts = _points(shape, item, path, rep)
-    if pts is None:
-        return None
-    n = len(pts)
-    if kind == "polygon":
-        if n < 3:
-            rep.error(path, item, f"polygon has {n} point(s), needs at least 3")
-            return None
-        flat = [v for p in pts for v in p]
-    elif kind == "rectangle":
-        if n not in (2, 4):
-            rep.error(path, item, f"rectangle has {n} points, needs 2 corners")
-            return None
-        xs, ys = [p[0] for p in pts], [p[1] for p in pts]
-        x0, x1, y0, y1 = min(xs), max(xs), min(ys), max(ys)
-        if x1 <= x0 or y1 <= y0:
-            rep.error(path, item, "rectangle has zero width or height")
-            return None
-        flat = [x0, y0, x1, y0, x1, y1, x0, y1]
-    elif kind == "circle":
-        if n != 2:
-            rep.error(path, item, f"circle has {n} points, needs centre and a point on it")
-            return None
-        (cx, cy), (px, py) = pts
-        r = math.hypot(px - cx, py - cy)
-        if r == 0:
-            rep.error(path, item, "circle has zero radius")
-            return None
-        flat = circle_polygon(cx, cy, r)
-    elif kind == "oriented_rectangle":
-        if n != 4:
-            rep.error(path, item, f"oriented_rectangle has {n} points, needs 4")
-            return None
-        flat = [v for p in pts for v in p]
-    elif kind == "mask":
-        mask = _mask_of(shape, pts, item, path, rep, width, height)
-        return None if mask is None else (label, "mask", mask)
-    else:
-        rep.error(path, item, f"unknown shape_type {kind!r}")
-        return None
-    return label, "polygon", _clip(flat, width, height, path, item, rep)
-
-
-def _clip(flat: list[float], width: int, height: int, path, item, rep: Report) -> list[float]:
-    xs, ys = flat[0::2], flat[1::2]
-    if min(xs) >= 0 and min(ys) >= 0 and max(xs) <= width and max(ys) <= height:
-        return flat
-    rep.warn("points outside the image clipped to its border", f"{path}:{item}")
-    out = flat[:]
-    out[0::2] = [min(max(x, 0.0), width) for x in xs]
-    out[1::2] = [min(max(y, 0.0), height) for y in ys]
-    return out
-
-
-def _mask_of(shape, pts, item, path, rep: Report, width: int, height: int):
+def _mask_of(shape, pts: list[float], item, path, rep: Report, width: int, height: int):
     b64 = shape.get("mask")
     if not isinstance(b64, str) or not b64:
         rep.error(path, item, "mask shape without 'mask' data")
@@ -284,7 +270,7 @@ def _mask_of(shape, pts, item, path, rep: Report, width: int, height: int):
     except Exception as e:
         rep.error(path, item, f"cannot decode mask PNG: {e}")
         return None
-    x0, y0 = int(min(p[0] for p in pts)), int(min(p[1] for p in pts))
+    x0, y0 = int(min(pts[0::2])), int(min(pts[1::2]))
     full = np.zeros((height, width), np.uint8)
     h, w = crop.shape
     ys, xs = slice(max(y0, 0), min(y0 + h, height)), slice(max(x0, 0), min(x0 + w, width))

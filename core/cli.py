@@ -18,6 +18,7 @@ from .formats import Registry
 from .io import check_writable, write_json_atomic
 from .labels import read_labels
 from .options import ConvertOptions
+from .parallel import bulk
 from .report import Report
 
 
@@ -110,8 +111,9 @@ def convert(ctx, src, dst, inputs, out, labels, on_error, overwrite, quiet, jobs
     )
     check_writable(out, overwrite)
     report = Report(on_error)
-    ds = src_f.load("reader")(list(inputs), opts, report)
-    written = dst_f.load("writer")(ds, out, opts, report)
+    with bulk():
+        ds = src_f.load("reader")(list(inputs), opts, report)
+        written = dst_f.load("writer")(ds, out, opts, report)
     if on_error == "skip":
         report_path = out.with_name(out.name + ".report.json")
         write_json_atomic(report_path, report.to_dict(), overwrite=True, indent=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from enum import Enum
+from functools import lru_cache
 
 import numpy as np
 from pycocotools import mask as mask_utils
@@ -132,21 +133,25 @@ def circle_polygon(cx: float, cy: float, r: float, max_error: float = 1.0) -> li
     else:
         n = max(8, math.ceil(math.pi / math.acos(1.0 - max_error / r)))
     n = 4 * math.ceil(n / 4)
+    return (_unit_circle(n) * r + (cx, cy)).ravel().tolist()
+
+
+@lru_cache(maxsize=256)
+def _unit_circle(n: int) -> np.ndarray:
     t = np.arange(n) * (2 * math.pi / n)
-    pts = np.empty(2 * n)
-    pts[0::2] = cx + r * np.cos(t)
-    pts[1::2] = cy + r * np.sin(t)
-    return pts.tolist()
+    return np.stack([np.cos(t), np.sin(t)], 1)
 
 
-def polygons_bbox(polys: list[list[float]]) -> list[float]:
-    xs = [v for p in polys for v in p[0::2]]
-    ys = [v for p in polys for v in p[1::2]]
-    x0, y0 = min(xs), min(ys)
-    return [x0, y0, max(xs) - x0, max(ys) - y0]
+def polygons_bbox(polys) -> list[float]:
+    """Envelope ``[x, y, w, h]`` of flat polygons (lists or 1-D arrays)."""
+    a = np.asarray(polys[0], dtype=np.float64) if len(polys) == 1 else np.concatenate(
+        [np.asarray(p, dtype=np.float64) for p in polys])
+    xs, ys = a[0::2], a[1::2]
+    x0, y0 = float(xs.min()), float(ys.min())
+    return [x0, y0, float(xs.max()) - x0, float(ys.max()) - y0]
 
 
-def polygon_areas(groups: list[list[list[float]]], height: int, width: int) -> list[float]:
+def polygon_areas(groups: list[list], height: int, width: int) -> list[float]:
     """Pixel areas (pycocotools rasterisation) of several instances at once.
 
     ``groups[i]`` is the list of polygons of instance i; polygons of one
@@ -157,13 +162,14 @@ def polygon_areas(groups: list[list[list[float]]], height: int, width: int) -> l
     if not flat:
         return []
     rles = mask_utils.frPyObjects(flat, height, width)
-    out, k = [], 0
-    for g in groups:
-        n = len(g)
-        rle = rles[k] if n == 1 else mask_utils.merge(rles[k : k + n], intersect=False)
-        out.append(float(mask_utils.area(rle)))
-        k += n
-    return out
+    if len(flat) > len(groups):
+        merged, k = [], 0
+        for g in groups:
+            n = len(g)
+            merged.append(rles[k] if n == 1 else mask_utils.merge(rles[k : k + n], intersect=False))
+            k += n
+        rles = merged
+    return mask_utils.area(rles).astype(float).tolist()
 
 
 # --- masks and RLE ------------------------------------------------------------

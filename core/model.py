@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-Polygons = list[list[float]]
+Polygons = list[list[float]]  # readers may use 1-D float arrays; the builder makes them lists
 
 IGNORE_LABEL = "__ignore__"  # labelme / labels.txt convention for "don't care" regions
 BACKGROUND_LABEL = "_background_"
@@ -201,6 +201,10 @@ class DatasetBuilder:
 
 
 def _annotation(ann_id: int, image_id: int, category_id: int, inst: Instance) -> Annotation:
+    seg = inst.segmentation
+    if isinstance(seg, list) and seg and not isinstance(seg[0], list):
+        # readers may hand polygons as 1-D numpy arrays (cheap to pass between processes)
+        seg = [p.tolist() for p in seg]
     num_kp = None
     if inst.keypoints is not None:
         num_kp = sum(1 for v in inst.keypoints[2::3] if v > 0)
@@ -210,7 +214,7 @@ def _annotation(ann_id: int, image_id: int, category_id: int, inst: Instance) ->
         category_id=category_id,
         bbox=inst.bbox,
         area=inst.area,
-        segmentation=inst.segmentation,
+        segmentation=seg,
         iscrowd=inst.iscrowd,
         keypoints=inst.keypoints,
         num_keypoints=num_kp,

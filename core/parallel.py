@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import multiprocessing as mp
 import os
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from tqdm import tqdm
 
@@ -25,15 +27,35 @@ def progress(iterable: Iterable, total: int, desc: str, quiet: bool = False):
 
 def map_files(
     func: Callable, items: Sequence, jobs: int | None = None, desc: str = "", quiet: bool = False
-) -> list:
-    """``[func(x) for x in items]`` in order, over ``jobs`` processes.
+) -> Iterator:
+    """``func(x) for x in items``, in order, over ``jobs`` processes.
 
-    Exceptions raised in a worker propagate (the first in input order wins).
+    A generator: the caller assembles results while workers parse the next
+    files. Exceptions raised in a worker propagate (the first in input order
+    wins).
     """
     jobs = jobs or default_jobs()
     if jobs <= 1 or len(items) < PARALLEL_MIN_ITEMS:
-        return list(progress(map(func, items), len(items), desc, quiet))
-    chunk = max(16, len(items) // (jobs * 16))
+        yield from progress(map(func, items), len(items), desc, quiet)
+        return
+    chunk = max(8, len(items) // (jobs * 32))
     ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
-    with ctx.Pool(jobs) as pool:
-        return list(progress(pool.imap(func, items, chunksize=chunk), len(items), desc, quiet))
+    with ctx.Pool(jobs, initializer=gc.disable) as pool:
+        yield from progress(pool.imap(func, items, chunksize=chunk), len(items), desc, quiet)
+
+
+@contextlib.contextmanager
+def bulk():
+    """No cyclic garbage collection while building a large dataset.
+
+    Building 100,000 annotations allocates millions of containers that all
+    stay alive; each collection re-walks them, tripling the assembly time.
+    Nothing built here is cyclic garbage, so collecting afterwards is enough.
+    """
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
