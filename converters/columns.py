@@ -24,7 +24,7 @@ from annot.report import Report
 @dataclass(slots=True)
 class PolygonEntry:
     label: str
-    polys: list[list[float]]  # flat pixel polygons, each >= 3 points
+    polys: list  # flat pixel polygons (lists or 1-D arrays), each >= 3 points
     items: list[str]  # where each polygon came from, for messages
     score: float | None = None
 
@@ -66,7 +66,10 @@ def to_columns(entries: list, width: int, height: int, path, rep: Report) -> Col
     flats = [p for e in polys_entries for p in e.polys]
     lens = [len(p) for p in flats]
     counts = [len(e.polys) for e in polys_entries]
-    coords = np.fromiter(chain.from_iterable(flats), np.float64, sum(lens))
+    if all(type(p) is list for p in flats):
+        coords = np.fromiter(chain.from_iterable(flats), np.float64, sum(lens))
+    else:
+        coords = np.concatenate(flats).astype(np.float64, copy=False) if flats else np.zeros(0)
     xs, ys = coords[0::2], coords[1::2]  # views: clipping them clips coords
     point_starts = np.fromiter(accumulate(lens[:-1], initial=0), np.intp, len(lens)) // 2
     if len(coords) and (xs.min() < 0 or ys.min() < 0 or xs.max() > width or ys.max() > height):

@@ -30,11 +30,11 @@ def datasets(draw, boxes_only=False, rotated=False, masks=False):
             y0 = draw(st.integers(0, H - 4))
             x1 = draw(st.integers(x0 + 2, W))
             y1 = draw(st.integers(y0 + 2, H))
-            if kind == "box" and rotated and draw(st.booleans()):
+            if kind == "box" and rotated and draw(st.booleans()) and min(x1 - x0, y1 - y0) >= 16:
                 w, h = (x1 - x0) / 2, (y1 - y0) / 2
                 poly = rotated_rectangle(x0 + w / 2, y0 + h / 3, w, h / 2, draw(st.floats(1, 30)))
-                if max(poly[0::2]) > W or max(poly[1::2]) > H:  # would be clipped: not a rectangle any more
-                    poly = [x0, y0, x1, y0, x1, y1, x0, y1]
+                if min(poly) < 0 or max(poly[0::2]) > W or max(poly[1::2]) > H:
+                    poly = [x0, y0, x1, y0, x1, y1, x0, y1]  # would be clipped: not a rectangle any more
             elif kind == "box":
                 poly = [x0, y0, x1, y0, x1, y1, x0, y1]
             elif kind == "polygon":
