@@ -20,7 +20,6 @@ import math
 from functools import partial
 from pathlib import Path
 
-import numpy as np
 import orjson
 
 from annot.errors import UnknownName
@@ -245,12 +244,13 @@ def _geometry(kind, label, value, w, h, path, where, rep: Report):
         poly = rectangle_polygon(x, y, bw, bh) if rot == 0 else rotated_rectangle(x, y, bw, bh, rot)
         return PolygonEntry(label, [poly], [where])
     if kind == "polygonlabels":
-        pts = np.array(value["points"], dtype=np.float64)
-        if pts.ndim != 2 or pts.shape[1] < 2 or len(pts) < 3:
+        pts = value["points"]
+        sx, sy = w / 100, h / 100
+        poly = [v for x, y, *_ in pts for v in (float(x) * sx, float(y) * sy)]
+        if len(poly) < 6:
             rep.error(path, where, f"polygon needs at least 3 [x, y] points, has {len(pts)}")
             return None
-        poly = (pts[:, :2] * (w / 100, h / 100)).ravel()
-        if not math.isfinite(poly.sum()):
+        if not math.isfinite(sum(poly)):
             rep.error(path, where, "polygon holds a non-finite number")
             return None
         return PolygonEntry(label, [poly], [where])
