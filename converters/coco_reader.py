@@ -13,8 +13,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import orjson
-
 from annot.errors import AnnotError
 from annot.geometry import compress_rle, polygon_areas, polygons_bbox, rle_area_bbox
 from annot.images import image_size
@@ -22,16 +20,16 @@ from annot.model import Annotation, DatasetBuilder, ImageDraft, Instance
 from annot.options import ConvertOptions
 from annot.report import Report
 
-from .discovery import find_files, find_image, read_text
+from .discovery import find_files, find_image, load_json
 
 _FALSE = {"false", "0", "no", ""}
 _TRUE = {"true", "1", "yes"}
 
 
-def load_json(path: Path):
+def _load(path: Path):
     try:
-        return orjson.loads(read_text(path))
-    except (OSError, UnicodeDecodeError, orjson.JSONDecodeError) as e:
+        return load_json(path)
+    except (OSError, ValueError) as e:
         raise AnnotError(f"{path}: cannot read JSON: {e}") from None
 
 
@@ -40,7 +38,7 @@ def read(inputs: list[Path], opts: ConvertOptions, report: Report):
     if len(files) != 1:
         raise AnnotError(f"coco: expected one JSON file, got {len(files)}")
     path = files[0][0]
-    doc = load_json(path)
+    doc = _load(path)
     if isinstance(doc, list):
         raise AnnotError(f"{path}: a COCO results list, not a dataset (no images/categories)")
     if not isinstance(doc, dict):
@@ -174,7 +172,7 @@ def _instance(a, where, path, drafts, cat_name, report: Report) -> Instance | No
 
 def read_results(path: Path) -> list[Annotation]:
     """A COCO results list (detections) as annotations with scores."""
-    doc = load_json(path)
+    doc = _load(path)
     if not isinstance(doc, list):
         raise AnnotError(f"{path}: a COCO results file is a JSON list")
     out = []

@@ -12,8 +12,6 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import orjson
-
 from annot.geometry import BoxMode, box_to_xywh
 from annot.images import image_size
 from annot.model import DatasetBuilder, ImageDraft
@@ -21,7 +19,7 @@ from annot.options import ConvertOptions
 from annot.report import Report
 
 from .boxes import box_instances, clip_box
-from .discovery import find_files, find_image, read_text
+from .discovery import find_files, find_image, load_json
 
 
 def read(inputs: list[Path], opts: ConvertOptions, report: Report):
@@ -29,8 +27,8 @@ def read(inputs: list[Path], opts: ConvertOptions, report: Report):
     known = set(opts.labels) if opts.labels is not None else None
     for path, _root in find_files(inputs, (".json",)):
         try:
-            doc = orjson.loads(read_text(path))
-        except (OSError, UnicodeDecodeError, orjson.JSONDecodeError) as e:
+            doc = load_json(path)
+        except (OSError, ValueError) as e:
             report.error(path, None, f"cannot read JSON: {e}")
             continue
         if not isinstance(doc, list):

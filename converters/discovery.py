@@ -6,6 +6,7 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
+import orjson
 from annot.errors import AnnotError
 
 
@@ -30,14 +31,24 @@ def find_files(inputs: list[Path], suffixes: tuple[str, ...]) -> list[tuple[Path
     return out
 
 
-def read_text(path: Path) -> str:
-    """UTF-8 (with or without BOM), else GB18030 (labelme files saved on
-    Chinese-locale Windows)."""
-    data = path.read_bytes()
+def load_json(path: Path):
+    """Parse a JSON file saved as UTF-8 (with or without BOM) or, failing
+    that, GB18030 (labelme files from Chinese-locale Windows). Raises OSError
+    or ValueError (orjson.JSONDecodeError, UnicodeDecodeError)."""
+    with open(path, "rb") as f:
+        data = f.read()
+    if data[:3] == b"\xef\xbb\xbf":
+        data = data[3:]
     try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        return data.decode("gb18030")
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as e:
+        try:
+            text = data.decode("gb18030")
+        except UnicodeDecodeError:
+            raise e from None
+        if text.encode("utf-8") == data:  # it was UTF-8 after all: a real syntax error
+            raise
+        return orjson.loads(text)
 
 
 def relative_name(image: Path, root: Path) -> str:

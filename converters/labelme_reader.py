@@ -20,22 +20,21 @@ from __future__ import annotations
 import base64
 import io
 import math
+import os
 from functools import partial
 from pathlib import Path, PureWindowsPath
 
 import numpy as np
-import orjson
-from PIL import Image as PILImage
-
 from annot.geometry import circle_polygon, mask_instance, segmentation_to_mask
-from annot.images import embedded_image, image_size, is_image_name
+from annot.images import IMAGE_SUFFIXES, embedded_image, image_size
 from annot.model import IGNORE_LABEL, DatasetBuilder, ImageDraft, Instance
 from annot.options import ConvertOptions
 from annot.parallel import map_files
 from annot.report import Report
+from PIL import Image as PILImage
 
 from .columns import Columns, PolygonEntry, to_columns
-from .discovery import find_files, find_image, read_text, relative_name
+from .discovery import find_files, find_image, load_json, relative_name
 
 NON_INSTANCE_SHAPES = {"point", "points", "line", "linestrip"}
 
@@ -71,8 +70,8 @@ def read_file(
     path, root = file_and_root
     rep = Report(on_error)
     try:
-        doc = orjson.loads(read_text(path))
-    except (OSError, UnicodeDecodeError, orjson.JSONDecodeError) as e:
+        doc = load_json(path)
+    except (OSError, ValueError) as e:
         rep.error(path, None, f"cannot read JSON: {e}")
         return None, rep
     if not isinstance(doc, dict) or not isinstance(doc.get("shapes"), list):
@@ -200,13 +199,14 @@ def _image_of(path: Path, root: Path, doc: dict, rep: Report, extract_dir: Path 
     """ImageDraft with file name and displayed size, or None after rep.error."""
     raw_ref = doc.get("imagePath") or ""
     ref = raw_ref.replace("\\", "/")
-    if ref and (PureWindowsPath(raw_ref).is_absolute() or ref.startswith("/")):
+    if ref and (ref.startswith("/") or PureWindowsPath(raw_ref).is_absolute()):
         rep.warn("absolute imagePath: using its file name", str(path))
         ref = ref.rsplit("/", 1)[-1]
     image_data = doc.get("imageData") or None
     embedded = None
-    if ref and is_image_name(ref):
-        image_file = path.parent / ref
+    folder = os.path.dirname(path)
+    if ref and os.path.splitext(ref)[1].lower() in IMAGE_SUFFIXES:
+        image_file = os.path.join(folder, ref)
         file_name = relative_name(image_file, root)
     else:
         image_file = None
@@ -216,16 +216,16 @@ def _image_of(path: Path, root: Path, doc: dict, rep: Report, extract_dir: Path 
         try:
             embedded = embedded_image(image_data)
         except Exception as e:
-            rep.error(path, "imageData", f"cannot decode embedded image: {e}")
+            rep.error(path, "imagePath", f"cannot decode embedded image: {e}")
             return None
-        file_name = relative_name(path.with_suffix(embedded[1]), root)
+        file_name = relative_name(os.path.splitext(path)[0] + embedded[1], root)
 
     width, height = doc.get("imageWidth"), doc.get("imageHeight")
     stored = isinstance(width, int) and isinstance(height, int) and width > 0 and height > 0
     header = None
-    if image_file is not None and not image_file.is_file() and image_root is not None:
+    if image_file is not None and image_root is not None and not os.path.isfile(image_file):
         image_file = find_image(ref, [image_root]) or image_file
-    if image_file is not None and image_file.is_file():
+    if image_file is not None and os.path.isfile(image_file):
         try:
             header = image_size(image_file)
         except OSError as e:

@@ -20,8 +20,6 @@ import math
 from functools import partial
 from pathlib import Path
 
-import orjson
-
 from annot.errors import UnknownName
 from annot.geometry import mask_instance, rectangle_polygon, rotated_rectangle
 from annot.images import image_size
@@ -31,7 +29,7 @@ from annot.parallel import map_shared
 from annot.report import Report
 
 from .columns import Columns, PolygonEntry, to_columns
-from .discovery import find_files, find_image, read_text
+from .discovery import find_files, find_image, load_json
 from .labelstudio_refs import file_name_of
 from .labelstudio_rle import rle_to_mask
 
@@ -48,8 +46,8 @@ def read(inputs: list[Path], opts: ConvertOptions, report: Report):
     keypoints = _Keypoints()
     for path, _root in find_files(inputs, (".json",)):
         try:
-            doc = orjson.loads(read_text(path))
-        except (OSError, UnicodeDecodeError, orjson.JSONDecodeError) as e:
+            doc = load_json(path)
+        except (OSError, ValueError) as e:
             report.error(path, None, f"cannot read JSON: {e}")
             continue
         tasks = doc if isinstance(doc, list) else [doc]

@@ -14,7 +14,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from annot.geometry import BoxMode, mask_to_polygons, rectangle_of, rectangle_polygon, segmentation_to_mask, xywh_to_box
+from annot.geometry import (
+    BoxMode,
+    mask_to_polygons,
+    rectangle_of,
+    rectangle_polygon,
+    segmentation_to_mask,
+    xywh_to_box,
+)
 from annot.io import write_json_atomic
 from annot.model import Annotation, Dataset, Image
 from annot.options import ConvertOptions

@@ -15,7 +15,7 @@ def category_table(ds: Dataset, title: str = "") -> Table:
     counts = Counter(a.category_id for a in ds.annotations if not a.iscrowd)
     crowd = Counter(a.category_id for a in ds.annotations if a.iscrowd)
     images_with = Counter()
-    for img_id, cat in {(a.image_id, a.category_id) for a in ds.annotations}:
+    for _img, cat in {(a.image_id, a.category_id) for a in ds.annotations}:
         images_with[cat] += 1
     t = Table(title=title or None)
     for col in ("id", "category", "instances", "crowd", "images"):

@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-
 CLASSES = ["bicycle", "car", "person"]
 WIDTH, HEIGHT = 320, 240
 

@@ -3,12 +3,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from pycocotools.coco import COCO
-
 from annot.converters.coco_reader import read_results
 from annot.converters.coco_writer import results_list
 from annot.validate import validate_coco
 from conftest import SAMPLES, load
+from pycocotools.coco import COCO
 
 FALSE = SAMPLES / "fcakyon-labelme2coco/tests/data"
 DATUMARO_COCO = SAMPLES / "openvinotoolkit-datumaro/tests/assets/coco_dataset"

@@ -1,12 +1,7 @@
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
 from annot.geometry import (
     BoxMode,
     box_to_xywh,
@@ -18,6 +13,8 @@ from annot.geometry import (
     segmentation_to_mask,
     xywh_to_box,
 )
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 coord = st.floats(0, 2000, allow_nan=False, allow_infinity=False)
 size = st.floats(0.5, 1000, allow_nan=False, allow_infinity=False)

@@ -7,9 +7,8 @@ import json
 from collections import Counter
 
 import pytest
-from PIL import Image
-
 from conftest import LS_DATA, SAMPLES, load
+from PIL import Image
 
 RACCOON = SAMPLES / "datitran-raccoon_dataset"
 DATUMARO = SAMPLES / "openvinotoolkit-datumaro/tests/assets"

@@ -6,10 +6,9 @@ import math
 
 import numpy as np
 import pytest
-from labelme.utils import img_b64_to_arr
-
 from annot.geometry import segmentation_to_mask
 from conftest import LABELME, load
+from labelme.utils import img_b64_to_arr
 
 PRIMITIVES = LABELME / "examples/primitives/primitives.json"
 

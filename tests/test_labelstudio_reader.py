@@ -5,13 +5,12 @@ import json
 
 import numpy as np
 import pytest
+from annot.converters.labelstudio_refs import file_name_of
+from annot.geometry import polygons_bbox, rotated_rectangle, segmentation_to_mask
+from conftest import LS_DATA, load
 from label_studio_sdk.converter import Converter
 from label_studio_sdk.converter.brush import image2rle
 from PIL import Image
-
-from annot.geometry import polygons_bbox, rotated_rectangle, segmentation_to_mask
-from annot.converters.labelstudio_refs import file_name_of
-from conftest import LS_DATA, load
 
 OBB = LS_DATA / "test_export_yolo/data_obb.json"
 
@@ -51,7 +50,7 @@ def test_rotated_boxes_in_pixel_space_not_percent_space(convert):
     anns = coco["annotations"]
     assert len(anns) == sum(len(t["annotations"][0]["result"]) for t in tasks) == 25
     pairs = _sdk_and_ours(tasks)
-    for a, (sdk, ours) in zip(anns, pairs):
+    for a, (_sdk, ours) in zip(anns, pairs):
         corners = np.array(a["segmentation"][0]).reshape(4, 2)
         e = np.roll(corners, -1, 0) - corners
         assert abs(np.dot(e[0], e[1])) < 1e-6 * np.dot(e[0], e[0])  # still a rectangle in pixels

@@ -4,10 +4,9 @@ import json
 
 import numpy as np
 import pytest
-from label_studio_sdk.converter.brush import decode_rle
-
 from annot.geometry import segmentation_to_mask
 from conftest import LS_DATA, load
+from label_studio_sdk.converter.brush import decode_rle
 
 
 def _coco(tmp_path, anns, W=200, H=100, cats=("car", "person")):

@@ -1,0 +1,125 @@
+"""Conversion throughput: annot against a bare baseline and the Label Studio SDK.
+
+    python benchmarks/convert.py [--files 5000] [--jobs N] [--workdir DIR]
+
+Generates a seeded synthetic corpus (``benchmarks/corpus.py``: ~20 shapes per
+image: polygons, rectangles, circles, multi-polygon groups) as labelme files
+and as one Label Studio export, then times, in one run:
+
+* baseline: one process, ``json.load`` + pycocotools ``frPyObjects``/``area``
+  per shape (what a hand-written labelme2coco loop does);
+* ``annot convert labelme coco`` (a subprocess: start-up, all cores, output written);
+* ``annot convert labelstudio coco`` (same);
+* ``label_studio_sdk.converter.Converter.convert_to_coco`` on the same export
+  (in-process, its import not counted).
+
+Prints files/s and shapes/s for each and the ratios. Not a test: figures
+depend on the machine; the README records the ones measured there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from corpus import LABEL_CONFIG, labelme_corpus, labelstudio_export  # noqa: E402
+
+
+def baseline(folder: Path) -> float:
+    from pycocotools import mask as mask_utils
+
+    files = sorted(folder.glob("*.json"))
+    t = time.perf_counter()
+    for f in files:
+        with open(f) as fh:
+            doc = json.load(fh)
+        h, w = doc["imageHeight"], doc["imageWidth"]
+        for s in doc["shapes"]:
+            flat = [v for p in s["points"] for v in p]
+            if len(flat) >= 6:
+                rle = mask_utils.frPyObjects([flat], h, w)
+                mask_utils.area(rle)
+                mask_utils.toBbox(rle)
+    return time.perf_counter() - t
+
+
+def annot_cli(*args: str) -> float:
+    t = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "annot.cli", *args, "-q", "--overwrite"], check=True)
+    return time.perf_counter() - t
+
+
+def sdk(export: Path, out: Path) -> float:
+    from label_studio_sdk.converter import Converter
+
+    t = time.perf_counter()
+    Converter(config=LABEL_CONFIG, project_dir=None, download_resources=False).convert_to_coco(
+        input_data=str(export), output_dir=str(out), is_dir=False
+    )
+    return time.perf_counter() - t
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--files", type=int, default=5000)
+    ap.add_argument("--jobs", type=int, default=None, help="annot worker processes (default: all cores)")
+    ap.add_argument("--workdir", type=Path, default=None, help="keep the corpus here (default: a temp dir)")
+    ap.add_argument("--repeat", type=int, default=3, help="runs per measurement; the median is reported")
+    args = ap.parse_args()
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="annot-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    console = Console()
+    console.print(f"corpus: {args.files} images in {work} ({os.cpu_count()} cores)")
+    lm_dir, ls_file = work / "labelme", work / "export.json"
+    shapes = labelme_corpus(lm_dir, args.files) if not (lm_dir / "img_00000.json").exists() else None
+    regions = labelstudio_export(ls_file, args.files) if not ls_file.exists() else None
+    shapes = shapes or sum(len(json.loads(f.read_text())["shapes"]) for f in lm_dir.glob("*.json"))
+    regions = regions or sum(len(t["annotations"][0]["result"]) for t in json.loads(ls_file.read_text()))
+    jobs = ["-j", str(args.jobs)] if args.jobs else []
+
+    def median(run) -> float:
+        return statistics.median(run() for _ in range(args.repeat))
+
+    def run_sdk() -> float:
+        shutil.rmtree(work / "sdk", ignore_errors=True)
+        return sdk(ls_file, work / "sdk")
+
+    rows = []
+    t_base = median(lambda: baseline(lm_dir))
+    rows.append(("baseline: json.load + frPyObjects, 1 process", args.files, shapes, t_base))
+    t_lm = median(lambda: annot_cli("convert", "labelme", "coco", str(lm_dir), "-o", str(work / "labelme.coco.json"), *jobs))
+    rows.append(("annot convert labelme coco", args.files, shapes, t_lm))
+    t_ls = median(lambda: annot_cli("convert", "labelstudio", "coco", str(ls_file), "-o", str(work / "ls.coco.json"), *jobs))
+    rows.append(("annot convert labelstudio coco", args.files, regions, t_ls))
+    t_sdk = median(run_sdk)
+    rows.append(("label_studio_sdk Converter (COCO)", args.files, regions, t_sdk))
+
+    table = Table(title=f"annot convert benchmark (median of {args.repeat})")
+    for col in ("run", "files", "shapes", "seconds", "files/s", "shapes/s"):
+        table.add_column(col, justify="left" if col == "run" else "right")
+    for name, n, s, t in rows:
+        table.add_row(name, str(n), str(s), f"{t:.2f}", f"{n / t:,.0f}", f"{s / t:,.0f}")
+    console.print(table)
+    console.print(f"labelme: annot / baseline = {t_base / t_lm:.2f}x")
+    console.print(f"Label Studio: annot / SDK = {t_sdk / t_ls:.2f}x "
+                  "(the SDK shears rotated boxes and skips brush masks; annot converts both)")
+    if args.workdir is None:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
