@@ -21,19 +21,17 @@ from annot.report import Report
 
 def coco_dict(ds: Dataset, report: Report | None = None) -> dict:
     out = ds.to_coco()
-    for a in out["annotations"]:
-        a["segmentation"] = _clean_segmentation(a, report)
+    anns = out["annotations"]
+    for a in anns:
+        seg = a["segmentation"]
+        if isinstance(seg, dict):
+            if not isinstance(seg.get("counts"), str):
+                a["segmentation"] = compress_rle(seg)
+        elif seg and min(map(len, seg)) < 6:
+            a["segmentation"] = [p for p in seg if len(p) >= 6]
+            if report is not None:
+                report.warn("polygons with fewer than 3 points dropped", f"annotation {a['id']}")
     return out
-
-
-def _clean_segmentation(a: dict, report: Report | None):
-    seg = a["segmentation"]
-    if isinstance(seg, dict):
-        return compress_rle(seg) if not isinstance(seg.get("counts"), str) else seg
-    kept = [p for p in seg if len(p) >= 6]
-    if len(kept) != len(seg) and report is not None:
-        report.warn("polygons with fewer than 3 points dropped", f"annotation {a['id']}")
-    return kept
 
 
 def results_list(anns: list[Annotation]) -> list[dict]:

@@ -79,14 +79,15 @@ class Annotation:
             "bbox": self.bbox,
             "area": self.area,
             "iscrowd": self.iscrowd,
-            "segmentation": self.segmentation if self.segmentation is not None else [],
+            "segmentation": [] if self.segmentation is None else self.segmentation,
         }
         if self.keypoints is not None:
             d["keypoints"] = self.keypoints
             d["num_keypoints"] = self.num_keypoints
         if self.score is not None:
             d["score"] = self.score
-        d.update(self.extra)
+        if self.extra:
+            d.update(self.extra)
         return d
 
 

@@ -7,6 +7,8 @@ import json
 import pytest
 from conftest import LABELME, load
 
+pytestmark = pytest.mark.samples  # reads ../shared/samples
+
 
 def _good(path, n=3):
     doc = {"version": "5.3.1", "flags": {}, "imagePath": "x.png", "imageData": None, "imageWidth": 100,

@@ -9,6 +9,8 @@ from annot.validate import validate_coco
 from conftest import SAMPLES, load
 from pycocotools.coco import COCO
 
+pytestmark = pytest.mark.samples  # reads ../shared/samples
+
 FALSE = SAMPLES / "fcakyon-labelme2coco/tests/data"
 DATUMARO_COCO = SAMPLES / "openvinotoolkit-datumaro/tests/assets/coco_dataset"
 

@@ -10,6 +10,8 @@ import pytest
 from conftest import LS_DATA, SAMPLES, load
 from PIL import Image
 
+pytestmark = pytest.mark.samples  # reads ../shared/samples
+
 RACCOON = SAMPLES / "datitran-raccoon_dataset"
 DATUMARO = SAMPLES / "openvinotoolkit-datumaro/tests/assets"
 

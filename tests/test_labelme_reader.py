@@ -10,6 +10,8 @@ from annot.geometry import segmentation_to_mask
 from conftest import LABELME, load
 from labelme.utils import img_b64_to_arr
 
+pytestmark = pytest.mark.samples  # reads ../shared/samples
+
 PRIMITIVES = LABELME / "examples/primitives/primitives.json"
 
 

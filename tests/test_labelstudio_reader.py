@@ -12,6 +12,8 @@ from label_studio_sdk.converter import Converter
 from label_studio_sdk.converter.brush import image2rle
 from PIL import Image
 
+pytestmark = pytest.mark.samples  # reads ../shared/samples
+
 OBB = LS_DATA / "test_export_yolo/data_obb.json"
 
 

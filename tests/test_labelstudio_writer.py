@@ -8,6 +8,8 @@ from annot.geometry import segmentation_to_mask
 from conftest import LS_DATA, load
 from label_studio_sdk.converter.brush import decode_rle
 
+pytestmark = pytest.mark.samples  # reads ../shared/samples
+
 
 def _coco(tmp_path, anns, W=200, H=100, cats=("car", "person")):
     doc = {"images": [{"id": 1, "file_name": "a/b.jpg", "width": W, "height": H}],
