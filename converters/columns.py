@@ -69,22 +69,24 @@ def to_columns(entries: list, width: int, height: int, path, rep: Report) -> Col
         coords = np.fromiter(chain.from_iterable(flats), np.float64, sum(lens))
     else:
         coords = np.concatenate(flats).astype(np.float64, copy=False) if flats else np.zeros(0)
-    xs, ys = coords[0::2], coords[1::2]  # views: clipping them clips coords
-    point_starts = np.fromiter(accumulate(lens[:-1], initial=0), np.intp, len(lens)) // 2
-    if len(coords) and (xs.min() < 0 or ys.min() < 0 or xs.max() > width or ys.max() > height):
-        bad = np.maximum.reduceat((xs < 0) | (ys < 0) | (xs > width) | (ys > height), point_starts)
-        items = [it for e in polys_entries for it in e.items]
-        rep.warn("points outside the image clipped to its border", f"{path}:{items[int(np.argmax(bad))]}",
-                 int(bad.sum()))
-        np.clip(xs, 0, width, out=xs)
-        np.clip(ys, 0, height, out=ys)
+    xy = coords.reshape(-1, 2)  # a view: clipping it clips coords
     n = len(polys_entries)
     bbox = np.zeros((0, 4))
     area: list[float] = []
     if n:
-        starts = point_starts[list(accumulate(counts[:-1], initial=0))]  # first point of each entry
-        x0, y0 = np.minimum.reduceat(xs, starts), np.minimum.reduceat(ys, starts)
-        bbox = np.stack([x0, y0, np.maximum.reduceat(xs, starts) - x0, np.maximum.reduceat(ys, starts) - y0], 1)
+        point_starts = np.fromiter(accumulate(lens[:-1], initial=0), np.intp, len(lens)) // 2
+        lo, hi = np.minimum.reduceat(xy, point_starts), np.maximum.reduceat(xy, point_starts)  # per polygon
+        if lo.min() < 0 or hi[:, 0].max() > width or hi[:, 1].max() > height:
+            bad = (lo < 0).any(axis=1) | (hi[:, 0] > width) | (hi[:, 1] > height)
+            items = [it for e in polys_entries for it in e.items]
+            rep.warn("points outside the image clipped to its border", f"{path}:{items[int(np.argmax(bad))]}",
+                     int(bad.sum()))
+            np.clip(xy, 0, (width, height), out=xy)
+            lo, hi = np.minimum.reduceat(xy, point_starts), np.maximum.reduceat(xy, point_starts)
+        if len(lens) > n:  # several polygons in an instance: reduce once more per entry
+            first = list(accumulate(counts[:-1], initial=0))
+            lo, hi = np.minimum.reduceat(lo, first), np.maximum.reduceat(hi, first)
+        bbox = np.concatenate([lo, hi - lo], axis=1)
         bounds = list(accumulate(lens, initial=0))
         polys = [coords[a:b] for a, b in zip(bounds, bounds[1:])]
         if len(polys) == n:

@@ -22,7 +22,7 @@ import io
 import math
 import os
 from functools import partial
-from pathlib import Path, PureWindowsPath
+from pathlib import Path
 
 import numpy as np
 from annot.geometry import circle_polygon, mask_instance, segmentation_to_mask
@@ -199,7 +199,7 @@ def _image_of(path: Path, root: Path, doc: dict, rep: Report, extract_dir: Path 
     """ImageDraft with file name and displayed size, or None after rep.error."""
     raw_ref = doc.get("imagePath") or ""
     ref = raw_ref.replace("\\", "/")
-    if ref and (ref.startswith("/") or PureWindowsPath(raw_ref).is_absolute()):
+    if ref.startswith("/") or ref[1:3] == ":/":  # POSIX, UNC (\\\\host) or drive-letter absolute path
         rep.warn("absolute imagePath: using its file name", str(path))
         ref = ref.rsplit("/", 1)[-1]
     image_data = doc.get("imageData") or None

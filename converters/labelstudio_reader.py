@@ -23,7 +23,7 @@ from pathlib import Path
 from annot.errors import UnknownName
 from annot.geometry import mask_instance, rectangle_polygon, rotated_rectangle
 from annot.images import image_size
-from annot.model import DatasetBuilder, ImageDraft, Instance
+from annot.model import Annotation, DatasetBuilder, ImageDraft, Instance
 from annot.options import ConvertOptions
 from annot.parallel import map_shared
 from annot.report import Report
@@ -57,11 +57,10 @@ def read(inputs: list[Path], opts: ConvertOptions, report: Report):
             if draft is None:
                 continue
             draft.instances = columns.instances()
-            keypoints.add(draft.instances, columns.keypoints)
             if predictions is not None:
                 draft.predictions = predictions.instances()
-            builder.add(draft)
-    keypoints.finish()
+            keypoints.add(draft.instances, builder.add(draft), columns.keypoints)
+    keypoints.finish(builder)
     return builder.build()
 
 
@@ -270,19 +269,23 @@ class _Keypoints:
 
     def __init__(self):
         self.order: dict[str, list[str]] = {}
-        self.pending: list[tuple[Instance, dict[str, tuple[float, float]]]] = []
+        self.pending: list[tuple[Annotation, str, dict[str, tuple[float, float]]]] = []
 
-    def add(self, instances: list[Instance], points: dict[int, dict]) -> None:
+    def add(self, instances: list[Instance], annotations: list, points: dict[int, dict]) -> None:
         for pos, pts in points.items():
-            inst = instances[pos]
-            order = self.order.setdefault(inst.label, [])
+            ann, label = annotations[pos], instances[pos].label
+            if ann is None:
+                continue
+            order = self.order.setdefault(label, [])
             order += [n for n in pts if n not in order]
-            self.pending.append((inst, pts))
+            self.pending.append((ann, label, pts))
 
-    def finish(self) -> None:
-        for inst, pts in self.pending:
-            names = self.order[inst.label]
+    def finish(self, builder: DatasetBuilder) -> None:
+        for ann, label, pts in self.pending:
+            names = self.order[label]
             flat: list[float] = []
             for n in names:
                 flat += [*pts[n], 2] if n in pts else [0, 0, 0]
-            inst.keypoints, inst.keypoint_names = flat, names
+            ann.keypoints, ann.num_keypoints = flat, len(pts)
+        for label, names in self.order.items():
+            builder.keypoint_names[label] = names

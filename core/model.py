@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-Polygons = list[list[float]]  # readers may use 1-D float arrays; the builder makes them lists
+Polygons = list[list[float]]
 
 IGNORE_LABEL = "__ignore__"  # labelme / labels.txt convention for "don't care" regions
 BACKGROUND_LABEL = "_background_"
@@ -150,75 +150,74 @@ class DatasetBuilder:
 
     Category ids are 1..N in the order of ``labels`` when given (the labelme
     ``labels.txt`` convention), else in sorted name order, so the same label
-    set always gets the same ids. Keypoint names attach to the category the
-    first time an instance with keypoints is seen.
+    set always gets the same ids. Images are turned into annotations as they
+    are added (while worker processes still parse the next files); without a
+    label list, ids are provisional until :meth:`build` renumbers them.
     """
 
     def __init__(self, labels: list[str] | None = None):
         self.labels = list(labels) if labels is not None else None
-        self.images: list[ImageDraft] = []
-        self._keypoints: dict[str, list[str]] = {}
+        self._ids: dict[str, int] = {n: k for k, n in enumerate(self.labels or (), start=1)}
+        self.images: list[Image] = []
+        self.annotations: list[Annotation] = []
+        self.predictions: list[Annotation] = []
+        self.keypoint_names: dict[str, list[str]] = {}
+        self._crowd: list[tuple[int, Instance]] = []  # __ignore__ regions, expanded once names are known
 
-    def add(self, draft: ImageDraft) -> None:
-        self.images.append(draft)
+    def _category(self, label: str) -> int:
+        cid = self._ids.get(label)
+        if cid is None:
+            if self.labels is not None:
+                raise ValueError(f"label {label!r} is not in the label list")
+            cid = self._ids[label] = len(self._ids) + 1
+        return cid
 
-    def unknown_labels(self, draft: ImageDraft) -> list[str]:
-        if self.labels is None:
-            return []
-        known = set(self.labels)
-        return sorted({i.label for i in draft.instances if i.label not in known})
+    def add(self, draft: ImageDraft) -> list[Annotation | None]:
+        """Add an image and its instances; returns the annotation made of each
+        instance (None for ``__ignore__`` regions, expanded by :meth:`build`)."""
+        img_id = len(self.images) + 1
+        self.images.append(Image(img_id, draft.file_name, draft.width, draft.height, draft.extra))
+        anns = self.annotations
+        added = []
+        for inst in draft.instances:
+            if inst.label == IGNORE_LABEL:
+                self._crowd.append((img_id, inst))
+                added.append(None)
+                continue
+            if inst.keypoints is not None and inst.keypoint_names:
+                self.keypoint_names.setdefault(inst.label, inst.keypoint_names)
+            a = _annotation(len(anns) + 1, img_id, self._category(inst.label), inst)
+            anns.append(a)
+            added.append(a)
+        for inst in draft.predictions:
+            self.predictions.append(_annotation(len(self.predictions) + 1, img_id, self._category(inst.label), inst))
+        return added
 
     def build(self, info: dict | None = None) -> Dataset:
-        if self.labels is not None:
-            names = self.labels
-        else:
-            found = {i.label for d in self.images for i in (*d.instances, *d.predictions)}
-            names = sorted(found - {IGNORE_LABEL})
-        ids = {n: k for k, n in enumerate(names, start=1)}
-        kp_names: dict[str, list[str]] = {}
-        images, anns, preds = [], [], []
-        for img_id, d in enumerate(self.images, start=1):
-            images.append(Image(img_id, d.file_name, d.width, d.height, d.extra))
-            for inst in self._expand_ignore(d.instances, names):
-                if inst.keypoints is not None:
-                    kp_names.setdefault(inst.label, inst.keypoint_names or [])
-                anns.append(_annotation(len(anns) + 1, img_id, ids[inst.label], inst))
-            for inst in d.predictions:
-                preds.append(_annotation(len(preds) + 1, img_id, ids[inst.label], inst))
-        cats = [Category(ids[n], n, keypoints=kp_names.get(n)) for n in names]
-        return Dataset(images, cats, anns, info or {}, preds)
-
-    @staticmethod
-    def _expand_ignore(instances: list[Instance], names: list[str]):
-        """An ``__ignore__`` region kept as crowd is a "don't care" area for
-        every class; COCOeval ignores a crowd region only within its own
-        category, so it is written once per category."""
-        for inst in instances:
-            if inst.label != IGNORE_LABEL:
-                yield inst
-                continue
+        names = self.labels if self.labels is not None else sorted(self._ids)
+        final = {n: k for k, n in enumerate(names, start=1)}
+        remap = {self._ids[n]: final[n] for n in names}
+        if any(k != v for k, v in remap.items()):
+            for a in self.annotations:
+                a.category_id = remap[a.category_id]
+            for a in self.predictions:
+                a.category_id = remap[a.category_id]
+        # An __ignore__ region kept as crowd is a "don't care" area for every
+        # class; COCOeval ignores a crowd region only within its own category,
+        # so it is written once per category.
+        for img_id, inst in self._crowd:
             for n in names:
-                yield Instance(n, inst.bbox, inst.area, inst.segmentation, 1, extra=inst.extra)
+                self.annotations.append(
+                    Annotation(len(self.annotations) + 1, img_id, final[n], inst.bbox, inst.area,
+                               inst.segmentation, 1, extra=inst.extra)
+                )
+        cats = [Category(final[n], n, keypoints=self.keypoint_names.get(n)) for n in names]
+        return Dataset(self.images, cats, self.annotations, info or {}, self.predictions)
 
 
 def _annotation(ann_id: int, image_id: int, category_id: int, inst: Instance) -> Annotation:
-    seg = inst.segmentation
-    if isinstance(seg, list) and seg and not isinstance(seg[0], list):
-        # readers may hand polygons as 1-D numpy arrays (cheap to pass between processes)
-        seg = [p.tolist() for p in seg]
     num_kp = None
     if inst.keypoints is not None:
         num_kp = sum(1 for v in inst.keypoints[2::3] if v > 0)
-    return Annotation(
-        id=ann_id,
-        image_id=image_id,
-        category_id=category_id,
-        bbox=inst.bbox,
-        area=inst.area,
-        segmentation=seg,
-        iscrowd=inst.iscrowd,
-        keypoints=inst.keypoints,
-        num_keypoints=num_kp,
-        score=inst.score,
-        extra=inst.extra,
-    )
+    return Annotation(ann_id, image_id, category_id, inst.bbox, inst.area, inst.segmentation, inst.iscrowd,
+                      inst.keypoints, num_kp, inst.score, inst.extra)
