@@ -36,6 +36,16 @@ def _missing(doc: dict, key: str) -> str:
     return f"{key}: missing{hint}"
 
 
+def _id_problems(p: str, obj: dict, seen) -> list[str]:
+    if "id" not in obj:
+        return [f"{p}.id: missing"]
+    if not _is_int(obj["id"]):
+        return [f"{p}.id: must be an int, found {obj['id']!r}"]
+    if obj["id"] in seen:
+        return [f"{p}.id: duplicate id {obj['id']}"]
+    return []
+
+
 def structural_problems(doc) -> list[str]:
     if not isinstance(doc, dict):
         return ["$: top level must be an object with images, annotations, categories"]
@@ -54,12 +64,7 @@ def structural_problems(doc) -> list[str]:
         if not isinstance(im, dict):
             problems.append(f"{p}: must be an object")
             continue
-        if "id" not in im:
-            problems.append(f"{p}.id: missing")
-        elif not _is_int(im["id"]):
-            problems.append(f"{p}.id: must be an int, found {im['id']!r}")
-        elif im["id"] in images:
-            problems.append(f"{p}.id: duplicate id {im['id']}")
+        problems += _id_problems(p, im, images)
         if not isinstance(im.get("file_name"), str) or not im.get("file_name"):
             problems.append(f"{p}.file_name: missing or not a string")
         size_ok = True
@@ -79,13 +84,9 @@ def structural_problems(doc) -> list[str]:
         if not isinstance(c, dict):
             problems.append(f"{p}: must be an object")
             continue
-        if "id" not in c:
-            problems.append(f"{p}.id: missing")
-        elif not _is_int(c["id"]):
-            problems.append(f"{p}.id: must be an int, found {c['id']!r}")
-        elif c["id"] in cats:
-            problems.append(f"{p}.id: duplicate id {c['id']}")
-        else:
+        id_problems = _id_problems(p, c, cats)
+        problems += id_problems
+        if not id_problems:
             cats.add(c["id"])
         if not isinstance(c.get("name"), str) or not c.get("name"):
             problems.append(f"{p}.name: missing or not a string")
@@ -102,14 +103,8 @@ def structural_problems(doc) -> list[str]:
 def _annotation_problems(p: str, a, images, cats, ann_ids) -> list[str]:
     if not isinstance(a, dict):
         return [f"{p}: must be an object"]
-    out = []
-    if "id" not in a:
-        out.append(f"{p}.id: missing")
-    elif not _is_int(a["id"]):
-        out.append(f"{p}.id: must be an int, found {a['id']!r}")
-    elif a["id"] in ann_ids:
-        out.append(f"{p}.id: duplicate id {a['id']}")
-    else:
+    out = _id_problems(p, a, ann_ids)
+    if not out:
         ann_ids.add(a["id"])
     size = None
     if "image_id" not in a:
