@@ -43,17 +43,19 @@ class Columns:
     def instances(self) -> list[Instance]:
         """The image's instances in their original order (call once, in the main process)."""
         coords = self.coords.tolist()
-        bounds = list(accumulate(self.poly_len, initial=0))
-        rows = zip(self.labels, self.scores, self.bbox.tolist(), self.area.tolist(), self.poly_count)
+        b = list(accumulate(self.poly_len, initial=0))
         out, k = [], 0
-        for pos in range(len(self.labels) + len(self.others)):
-            inst = self.others.get(pos)
-            if inst is None:
-                label, score, bbox, area, n = next(rows)
-                inst = Instance(label, bbox, area, [coords[bounds[j] : bounds[j + 1]] for j in range(k, k + n)],
-                                score=score)
-                k += n
-            out.append(inst)
+        for label, score, bbox, area, n in zip(
+            self.labels, self.scores, self.bbox.tolist(), self.area.tolist(), self.poly_count
+        ):
+            if n == 1:
+                seg = [coords[b[k] : b[k + 1]]]
+            else:
+                seg = [coords[b[j] : b[j + 1]] for j in range(k, k + n)]
+            k += n
+            out.append(Instance(label, bbox, area, seg, 0, None, None, score))
+        for pos in sorted(self.others):  # masks and crowd regions back at their places
+            out.insert(pos, self.others[pos])
         return out
 
 

@@ -69,7 +69,7 @@ class Annotation:
     keypoints: list[float] | None = None
     num_keypoints: int | None = None
     score: float | None = None
-    extra: dict = field(default_factory=dict)
+    extra: dict | None = None  # other keys to write to COCO as they are
 
     def to_coco(self) -> dict:
         d = {
@@ -132,7 +132,7 @@ class Instance:
     keypoints: list[float] | None = None
     keypoint_names: list[str] | None = None
     score: float | None = None
-    extra: dict = field(default_factory=dict)
+    extra: dict | None = None
 
 
 @dataclass(slots=True)
