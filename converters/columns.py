@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from itertools import accumulate, chain
 
 import numpy as np
+
 from annot.geometry import polygon_areas
 from annot.model import Instance
 from annot.report import Report

@@ -7,6 +7,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import orjson
+
 from annot.errors import AnnotError
 
 

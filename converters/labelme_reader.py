@@ -25,13 +25,14 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
+from PIL import Image as PILImage
+
 from annot.geometry import circle_polygon, mask_instance, segmentation_to_mask
 from annot.images import IMAGE_SUFFIXES, embedded_image, image_size
 from annot.model import IGNORE_LABEL, DatasetBuilder, ImageDraft, Instance
 from annot.options import ConvertOptions
 from annot.parallel import map_files
 from annot.report import Report
-from PIL import Image as PILImage
 
 from .columns import Columns, PolygonEntry, to_columns
 from .discovery import find_files, find_image, load_json, relative_name

@@ -17,12 +17,13 @@ import os
 from pathlib import Path
 
 import numpy as np
+from PIL import Image as PILImage
+
 from annot.geometry import rectangle_of, segmentation_to_mask
 from annot.io import atomic_dir, dumps_json, inside
 from annot.model import IGNORE_LABEL, Annotation, Dataset, Image
 from annot.options import ConvertOptions
 from annot.report import Report
-from PIL import Image as PILImage
 
 LABELME_VERSION = "5.3.1"  # the file format labelme 5.x/6.x reads
 

@@ -3,11 +3,12 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import SAMPLES, load
+from pycocotools.coco import COCO
+
 from annot.converters.coco_reader import read_results
 from annot.converters.coco_writer import results_list
 from annot.validate import validate_coco
-from conftest import SAMPLES, load
-from pycocotools.coco import COCO
 
 pytestmark = pytest.mark.samples  # reads ../shared/samples
 

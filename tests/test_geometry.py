@@ -2,6 +2,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from annot.geometry import (
     BoxMode,
     box_to_xywh,
@@ -13,8 +16,6 @@ from annot.geometry import (
     segmentation_to_mask,
     xywh_to_box,
 )
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 coord = st.floats(0, 2000, allow_nan=False, allow_infinity=False)
 size = st.floats(0.5, 1000, allow_nan=False, allow_infinity=False)

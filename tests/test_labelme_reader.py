@@ -6,9 +6,10 @@ import math
 
 import numpy as np
 import pytest
-from annot.geometry import segmentation_to_mask
 from conftest import LABELME, load
 from labelme.utils import img_b64_to_arr
+
+from annot.geometry import segmentation_to_mask
 
 pytestmark = pytest.mark.samples  # reads ../shared/samples
 

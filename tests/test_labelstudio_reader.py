@@ -5,12 +5,13 @@ import json
 
 import numpy as np
 import pytest
-from annot.converters.labelstudio_refs import file_name_of
-from annot.geometry import polygons_bbox, rotated_rectangle, segmentation_to_mask
 from conftest import LS_DATA, load
 from label_studio_sdk.converter import Converter
 from label_studio_sdk.converter.brush import image2rle
 from PIL import Image
+
+from annot.converters.labelstudio_refs import file_name_of
+from annot.geometry import polygons_bbox, rotated_rectangle, segmentation_to_mask
 
 pytestmark = pytest.mark.samples  # reads ../shared/samples
 

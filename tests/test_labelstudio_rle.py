@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
-from annot.converters.labelstudio_rle import decode, encode, mask_to_rle, rle_to_mask
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from label_studio_sdk.converter.brush import decode_rle, encode_rle, mask2rle
+
+from annot.converters.labelstudio_rle import decode, encode, mask_to_rle, rle_to_mask
 
 runs = st.lists(st.tuples(st.integers(0, 255), st.integers(1, 70000)), min_size=1, max_size=12)  # the SDK fails on empty input
 

@@ -4,9 +4,10 @@ import json
 
 import numpy as np
 import pytest
-from annot.geometry import segmentation_to_mask
 from conftest import LS_DATA, load
 from label_studio_sdk.converter.brush import decode_rle
+
+from annot.geometry import segmentation_to_mask
 
 pytestmark = pytest.mark.samples  # reads ../shared/samples
 

@@ -8,11 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from annot.cli import main
-from annot.geometry import encode_mask, polygon_areas, polygons_bbox, rotated_rectangle
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
+
+from annot.cli import main
+from annot.geometry import encode_mask, polygon_areas, polygons_bbox, rotated_rectangle
 
 LABELS = ["a", "b", "c"]
 

@@ -1,0 +1,236 @@
+"""``annot db`` and ``annot dataset``: the store from the command line."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from pathlib import Path
+
+import click
+import orjson
+from rich.console import Console
+from rich.table import Table
+
+
+def store_options(f):
+    @click.option("--db", "db_url", envvar="ANNOT_DB", help="Database URL [default: sqlite:///annot.db].")
+    @click.option("--store", "store_path", envvar="ANNOT_STORE", type=click.Path(path_type=Path),
+                  help="Store directory for files [default: ./annot-store].")
+    @functools.wraps(f)
+    def wrapper(*args, db_url=None, store_path=None, **kwargs):
+        from .session import open_store
+
+        return f(*args, store=open_store(db_url, store_path), **kwargs)
+
+    return wrapper
+
+
+def json_option(f):
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")(f)
+
+
+def emit_json(obj) -> None:
+    sys.stdout.write(orjson.dumps(obj, option=orjson.OPT_INDENT_2, default=str).decode() + "\n")
+
+
+def print_table(title: str, columns: list[str], rows: list[list]) -> None:
+    t = Table(title=title)
+    for c in columns:
+        t.add_column(c)
+    for r in rows:
+        t.add_row(*[str(v) for v in r])
+    Console().print(t)
+
+
+# -- annot db -------------------------------------------------------------------
+
+
+@click.group("db")
+def db():
+    """The store's database: migrations and facts."""
+
+
+@db.command("upgrade")
+@click.option("--db", "db_url", envvar="ANNOT_DB", help="Database URL [default: sqlite:///annot.db].")
+def db_upgrade(db_url):
+    """Bring the database to the newest migration (creates it when missing)."""
+    from . import engine as eng
+
+    url = eng.database_url(db_url)
+    before = eng.current_revision(eng.make_engine(url))
+    eng.upgrade(url)
+    after = eng.current_revision(eng.make_engine(url))
+    click.echo(f"{url}: {before or 'empty'} -> {after}" if before != after else f"{url}: already at {after}")
+
+
+@db.command("info")
+@store_options
+@json_option
+def db_info(store, as_json):
+    """Where the store is and what it holds."""
+    from sqlalchemy import func, select
+
+    from . import engine as eng
+    from .schema import Dataset, DatasetVersion, Image, ModelVersion, TrainingRun
+
+    with store.transaction() as s:
+        counts = {t.__tablename__: s.scalar(select(func.count()).select_from(t))
+                  for t in (Image, Dataset, DatasetVersion, ModelVersion, TrainingRun)}
+    info = {"url": store.url, "store": str(store.files), "revision": eng.current_revision(store.engine), **counts}
+    if as_json:
+        emit_json(info)
+    else:
+        print_table("annot store", ["what", "value"], [[k, v] for k, v in info.items()])
+
+
+# -- annot dataset --------------------------------------------------------------
+
+
+@click.group("dataset")
+def dataset():
+    """Datasets: immutable versions, diffs, leak-free splits, exports."""
+
+
+@dataset.command("import")
+@click.argument("name")
+@click.argument("coco_json", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--image-root", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("-m", "--message", default="", help="What changed.")
+@click.option("-j", "--jobs", type=int, default=None, help="Processes hashing images [default: all cores].")
+@store_options
+@json_option
+def dataset_import(name, coco_json, image_root, message, jobs, store, as_json):
+    """Import a COCO file as a new version of NAME (or report it unchanged)."""
+    from .datasets import import_coco
+
+    res = import_coco(store, name, coco_json, image_root, message, jobs, quiet=as_json)
+    v = res.version
+    if as_json:
+        emit_json({"dataset": name, "version": v.version, "created": res.created, "images": v.n_images,
+                   "instances": v.counts})
+        return
+    head = f"{name}@{v.version}: " + ("new version" if res.created else "unchanged (same content as this version)")
+    print_table(head, ["category", "instances"], [[c, n] for c, n in v.counts.items()] + [["images", v.n_images]])
+
+
+@dataset.command("versions")
+@click.argument("name")
+@store_options
+@json_option
+def dataset_versions(name, store, as_json):
+    """List the versions of NAME."""
+    from sqlalchemy import select
+
+    from .datasets import get_version
+    from .schema import DatasetVersion
+
+    with store.transaction() as s:
+        latest = get_version(s, name)
+        rows = s.scalars(select(DatasetVersion).where(DatasetVersion.dataset_id == latest.dataset_id)
+                         .order_by(DatasetVersion.version)).all()
+        data = [{"version": v.version, "images": v.n_images, "instances": v.n_instances, "message": v.message,
+                 "created_at": v.created_at, "sha256": v.coco_sha256} for v in rows]
+    if as_json:
+        emit_json(data)
+    else:
+        print_table(f"{name}: versions", ["version", "images", "instances", "created", "message"],
+                    [[d["version"], d["images"], d["instances"], d["created_at"], d["message"]] for d in data])
+
+
+@dataset.command("show")
+@click.argument("ref", metavar="NAME[@VERSION]")
+@store_options
+@json_option
+def dataset_show(ref, store, as_json):
+    """One version: counts per category, file, parent."""
+    from . import files
+    from .datasets import get_version
+
+    with store.transaction() as s:
+        v = get_version(s, ref)
+        name = v.dataset.name
+        problem = files.verify(store.files, v.coco_path, v.coco_sha256)
+        data = {"dataset": name, "version": v.version, "images": v.n_images, "instances": v.counts,
+                "message": v.message, "coco_path": str(store.files / v.coco_path), "sha256": v.coco_sha256,
+                "created_at": v.created_at, "file_problem": problem}
+    if as_json:
+        emit_json(data)
+        return
+    print_table(f"{name}@{v.version} ({v.n_images} images){' - ' + problem if problem else ''}",
+                ["category", "instances"], [[c, n] for c, n in v.counts.items()])
+
+
+@dataset.command("diff")
+@click.argument("a", metavar="NAME@A")
+@click.argument("b", metavar="NAME@B")
+@store_options
+@json_option
+def dataset_diff(a, b, store, as_json):
+    """What changed between two versions."""
+    from .datasets import diff, get_version
+
+    with store.transaction() as s:
+        d = diff(s, get_version(s, a), get_version(s, b))
+    if as_json:
+        emit_json(d)
+        return
+    Console().print(f"images: +{d['images_added']} -{d['images_removed']} ~{d['images_changed']} changed")
+    print_table(f"{a} -> {b}", ["category", "before", "after", "delta"],
+                [[c, v["before"], v["after"], f"{v['delta']:+d}"] for c, v in d["instances"].items()])
+
+
+@dataset.command("split")
+@click.argument("ref", metavar="NAME[@VERSION]")
+@click.option("--scheme", default="default", show_default=True)
+@click.option("--ratios", default="0.8,0.1,0.1", show_default=True, help="train,val,test")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--dedup-threshold", default=6, show_default=True, type=click.IntRange(0, 64),
+              help="pHash bits within which images are near-duplicates and share a subset.")
+@store_options
+@json_option
+def dataset_split(ref, scheme, ratios, seed, dedup_threshold, store, as_json):
+    """Assign the version's new images to train/val/test (stable, stratified, leak-free)."""
+    from .splits import SUBSETS, parse_ratios, split
+
+    rep = split(store, ref, scheme, parse_ratios(ratios), seed, dedup_threshold)
+    if as_json:
+        emit_json(rep.to_dict())
+        return
+    cats = sorted({c for sub in SUBSETS for c in rep.instances[sub]})
+    rows = [[sub, rep.images[sub], *[rep.instances[sub][c] for c in cats], rep.duplicate_groups[sub]]
+            for sub in SUBSETS]
+    print_table(f"{ref} split {scheme!r} ({rep.newly_assigned} newly assigned)",
+                ["subset", "images", *cats, "duplicate groups"], rows)
+
+
+@dataset.command("export")
+@click.argument("ref", metavar="NAME[@VERSION]")
+@click.option("--split", "subset", type=click.Choice(["train", "val", "test", "all"]), default="all",
+              show_default=True)
+@click.option("--scheme", default="default", show_default=True)
+@click.option("-o", "--output", "out", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--overwrite", is_flag=True)
+@store_options
+def dataset_export(ref, subset, scheme, out, overwrite, store):
+    """Write a version (or one subset of a split) as a COCO file."""
+    from annot.io import check_writable, write_json_atomic
+
+    from .datasets import get_version, load_coco
+    from .splits import subset_file_names
+
+    check_writable(out, overwrite)
+    if subset == "all":
+        with store.transaction() as s:
+            version = get_version(s, ref)
+        keep = None
+    else:
+        version, keep = subset_file_names(store, ref, scheme, subset)
+    coco = load_coco(store, version)
+    if keep is not None:
+        coco["images"] = [im for im in coco["images"] if im["file_name"] in keep]
+        ids = {im["id"] for im in coco["images"]}
+        coco["annotations"] = [a for a in coco["annotations"] if a["image_id"] in ids]
+    write_json_atomic(out, coco, overwrite=overwrite)
+    click.echo(f"wrote {out}: {len(coco['images'])} images, {len(coco['annotations'])} annotations")
+
+

@@ -1,0 +1,45 @@
+"""One open store: the database engine and the files directory."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from annot.errors import AnnotError
+
+from . import engine as eng
+from .files import store_dir
+
+
+@dataclass
+class Store:
+    engine: Engine
+    files: Path
+    url: str
+
+    @contextlib.contextmanager
+    def transaction(self):
+        """One short transaction: committed on success, rolled back on error."""
+        with Session(self.engine, expire_on_commit=False) as session, session.begin():
+            yield session
+
+
+def open_store(url: str | None = None, files: str | Path | None = None, upgrade: bool = True) -> Store:
+    """Open (and on first use create) a store. An existing database on an
+    older migration is not changed behind the user's back: they run
+    ``annot db upgrade``."""
+    url = eng.database_url(url)
+    engine = eng.make_engine(url)
+    current, head = eng.current_revision(engine), eng.head_revision()
+    if current != head:
+        if current is None and eng.is_empty(engine) and upgrade:
+            eng.upgrade(url)
+        elif current is None:
+            raise AnnotError(f"{url}: not an annot database (tables but no migration version)")
+        else:
+            raise AnnotError(f"{url}: database at migration {current}, annot needs {head}: run `annot db upgrade`")
+    return Store(engine, store_dir(files), url)
