@@ -173,6 +173,8 @@ def self_evaluation(doc: dict) -> dict[str, float]:
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
+    # COCOeval rewrites ground-truth segmentations to RLE in place: work on copies
+    doc = {**doc, "annotations": [dict(a) for a in doc["annotations"]]}
     quiet = io.StringIO()
     with contextlib.redirect_stdout(quiet):
         gt = COCO()

@@ -62,6 +62,16 @@ def test_valid_file_passes_with_ap_one(convert, annot):
     assert res.code == 0 and "bbox AP 1.000" in res.out, res
 
 
+def test_validation_does_not_modify_the_document():
+    doc = {"images": [{"id": 1, "file_name": "a", "width": 10, "height": 10}],
+           "categories": [{"id": 1, "name": "x"}],
+           "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 2, 2], "area": 4, "iscrowd": 0,
+                            "segmentation": [[1, 1, 3, 1, 3, 3, 1, 3]]}]}
+    before = json.dumps(doc)
+    assert validate_coco(doc)[0] == []
+    assert json.dumps(doc) == before  # COCOeval would turn the polygon into bytes RLE in place
+
+
 def test_self_evaluation_catches_degenerate_geometry():
     doc = {"images": [{"id": 1, "file_name": "a", "width": 10, "height": 10}],
            "categories": [{"id": 1, "name": "x"}],
