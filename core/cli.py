@@ -27,7 +27,12 @@ class LazyGroup(click.Group):
     """Command groups of other packages, imported only when used, so that
     ``annot convert`` does not pay for SQLAlchemy or torch."""
 
-    lazy = {"db": "annot.db.cli:db", "dataset": "annot.db.cli:dataset"}
+    lazy = {
+        "db": "annot.db.cli:db",
+        "dataset": "annot.db.cli:dataset",
+        "models": "annot.db.cli:models",
+        "runs": "annot.db.cli:runs",
+    }
 
     def list_commands(self, ctx):
         return sorted([*super().list_commands(ctx), *self.lazy])

@@ -234,3 +234,158 @@ def dataset_export(ref, subset, scheme, out, overwrite, store):
     click.echo(f"wrote {out}: {len(coco['images'])} images, {len(coco['annotations'])} annotations")
 
 
+
+
+# -- annot models ---------------------------------------------------------------
+
+
+def _model_row(store, mv) -> dict:
+    from .registry import checkpoint_problem
+
+    return {"model": mv.label, "name": mv.name, "version": mv.version, "status": mv.status,
+            "promoted": mv.promoted, "dataset_version_id": mv.dataset_version_id, "split_id": mv.split_id,
+            "metrics": mv.metrics, "config": mv.config, "checkpoint": mv.checkpoint_path,
+            "checkpoint_sha256": mv.checkpoint_sha256, "checkpoint_problem": checkpoint_problem(store, mv),
+            "created_at": mv.created_at}
+
+
+@click.group("models")
+def models():
+    """Model versions: list, show, register, promote, roll back."""
+
+
+@models.command("list")
+@click.argument("name", required=False)
+@store_options
+@json_option
+def models_list(name, store, as_json):
+    """Every model version (of NAME)."""
+    from sqlalchemy import select
+
+    from .schema import ModelVersion
+
+    with store.transaction() as s:
+        q = select(ModelVersion).order_by(ModelVersion.name, ModelVersion.version)
+        rows = [_model_row(store, mv) for mv in s.scalars(q.where(ModelVersion.name == name) if name else q)]
+    if as_json:
+        emit_json(rows)
+        return
+    print_table("model versions", ["model", "status", "promoted", "metrics", "checkpoint"],
+                [[r["model"], r["status"], "*" if r["promoted"] else "", _metrics_text(r["metrics"]),
+                  r["checkpoint_problem"] or "ok"] for r in rows])
+
+
+def _metrics_text(m: dict) -> str:
+    return ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in m.items()
+                     if not isinstance(v, dict))
+
+
+@models.command("show")
+@click.argument("ref", metavar="NAME[@VERSION]")
+@store_options
+@json_option
+def models_show(ref, store, as_json):
+    """One version; says when its checkpoint is missing or corrupt."""
+    from .registry import get_model
+
+    with store.transaction() as s:
+        row = _model_row(store, get_model(s, ref))
+    if as_json:
+        emit_json(row)
+        return
+    print_table(row["model"], ["field", "value"], [[k, v] for k, v in row.items() if k not in ("name", "version")])
+    if row["checkpoint_problem"]:
+        click.echo(f"annot: checkpoint problem: {row['checkpoint_problem']}", err=True)
+
+
+@models.command("register")
+@click.argument("name")
+@click.option("--checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--dataset", "dataset_ref", metavar="NAME@VERSION", help="The dataset version it was trained on.")
+@click.option("--scheme", help="The split scheme it was trained on.")
+@click.option("--metrics", default="{}", help="JSON object, e.g. '{\"bbox_AP\": 0.41}'.")
+@click.option("--config", default="{}", help="JSON object.")
+@click.option("--status", type=click.Choice(["training", "ready", "failed", "archived"]), default="ready")
+@store_options
+@json_option
+def models_register(name, checkpoint, dataset_ref, scheme, metrics, config, status, store, as_json):
+    """Record a new version of NAME (its checkpoint is copied into the store)."""
+    from .registry import register
+
+    try:
+        metrics, config = orjson.loads(metrics), orjson.loads(config)
+    except orjson.JSONDecodeError as e:
+        raise click.UsageError(f"--metrics/--config must be JSON objects: {e}") from None
+    mv = register(store, name, checkpoint, dataset_ref, scheme, config, metrics, status)
+    if as_json:
+        emit_json({"model": mv.label, "version": mv.version})
+    else:
+        click.echo(f"registered {mv.label}")
+
+
+@models.command("promote")
+@click.argument("ref", metavar="NAME@VERSION")
+@store_options
+def models_promote(ref, store):
+    """Make NAME@VERSION the one serving (atomically un-promotes the previous)."""
+    from .registry import promote
+
+    click.echo(f"promoted {promote(store, ref).label}")
+
+
+@models.command("rollback")
+@click.argument("name")
+@store_options
+def models_rollback(name, store):
+    """Promote the newest ready version before the promoted one."""
+    from .registry import rollback
+
+    click.echo(f"promoted {rollback(store, name).label}")
+
+
+# -- annot runs -----------------------------------------------------------------
+
+
+@click.group("runs")
+def runs():
+    """Training runs: list (stale ones shown as such), reap."""
+
+
+@runs.command("list")
+@click.option("--stale-after", default=600, show_default=True, help="Seconds without a heartbeat.")
+@store_options
+@json_option
+def runs_list(stale_after, store, as_json):
+    """Every training run, newest first."""
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import select
+
+    from .registry import run_state
+    from .schema import TrainingRun
+
+    now = datetime.now(UTC)
+    with store.transaction() as s:
+        rows = [{"id": r.id, "trigger": r.trigger, "state": run_state(r, now, timedelta(seconds=stale_after)),
+                 "model_version_id": r.model_version_id, "started_at": r.started_at, "finished_at": r.finished_at,
+                 "heartbeat_at": r.heartbeat_at, "error": r.error, "params": r.params}
+                for r in s.scalars(select(TrainingRun).order_by(TrainingRun.id.desc()))]
+    if as_json:
+        emit_json(rows)
+        return
+    print_table("training runs", ["id", "trigger", "state", "started", "heartbeat", "error"],
+                [[r["id"], r["trigger"], r["state"], r["started_at"], r["heartbeat_at"], r["error"] or ""]
+                 for r in rows])
+
+
+@runs.command("reap")
+@click.option("--stale-after", default=600, show_default=True, help="Seconds without a heartbeat.")
+@store_options
+def runs_reap(stale_after, store):
+    """Mark runs whose heartbeat stopped as failed (and their model versions)."""
+    from datetime import timedelta
+
+    from .registry import reap
+
+    ids = reap(store, timedelta(seconds=stale_after))
+    click.echo(f"reaped {len(ids)} run(s){': ' + ', '.join(map(str, ids)) if ids else ''}")

@@ -42,6 +42,33 @@ def put(store: Path, data: bytes, suffix: str) -> tuple[str, str]:
     return rel, digest
 
 
+def put_file(store: Path, source: Path, suffix: str) -> tuple[str, str]:
+    """Copy a (possibly large) file into the store, hashing while copying."""
+    import shutil
+    import tempfile
+
+    store = Path(store)
+    (store / "objects").mkdir(parents=True, exist_ok=True)
+    h = hashlib.sha256()
+    fd, tmp = tempfile.mkstemp(dir=store / "objects", suffix=".part")
+    try:
+        with open(source, "rb") as src, os.fdopen(fd, "wb") as dst:
+            for block in iter(lambda: src.read(1 << 20), b""):
+                h.update(block)
+                dst.write(block)
+            dst.flush()
+            os.fsync(dst.fileno())
+        digest = h.hexdigest()
+        rel = f"objects/{digest[:2]}/{digest}{suffix}"
+        (store / rel).parent.mkdir(parents=True, exist_ok=True)
+        os.replace(tmp, store / rel)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    shutil.copymode(source, store / rel)
+    return rel, digest
+
+
 def verify(store: Path, rel: str, digest: str) -> str | None:
     """None when the file is there with that sha256, else what is wrong."""
     path = Path(store) / rel

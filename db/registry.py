@@ -1,0 +1,168 @@
+"""Model versions: register, promote (atomically), roll back, verify checkpoints.
+
+A version number grows per model name. At most one version of a name is
+promoted: the partial unique index ``uq_model_promoted`` makes the database
+refuse a second one, and promotion clears the old flag and sets the new one in
+one transaction, so no reader ever sees two (or, between the two statements,
+none: the transaction is invisible until it commits).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import select, update
+
+from annot.errors import AnnotError
+
+from . import files
+from .datasets import get_version
+from .schema import ModelVersion, Split, TrainingRun
+from .session import Store
+
+STATUSES = ("training", "ready", "failed", "archived")
+STALE_AFTER = timedelta(minutes=10)
+
+
+def register(store: Store, name: str, checkpoint: Path | None = None, dataset: str | None = None,
+             scheme: str | None = None, config: dict | None = None, metrics: dict | None = None,
+             status: str = "ready") -> ModelVersion:
+    if status not in STATUSES:
+        raise AnnotError(f"unknown status {status!r}; known: {', '.join(STATUSES)}")
+    ckpt = files.put_file(store.files, checkpoint, Path(checkpoint).suffix or ".pt") if checkpoint else (None, None)
+    with store.transaction() as s:
+        dv_id = split_id = None
+        if dataset:
+            dv = get_version(s, dataset)
+            dv_id = dv.id
+            if scheme:
+                sp = s.scalar(select(Split).where(Split.dataset_id == dv.dataset_id, Split.scheme == scheme))
+                if sp is None:
+                    raise AnnotError(f"no split scheme {scheme!r} for dataset {dataset}")
+                split_id = sp.id
+        parent = s.scalar(select(ModelVersion).where(ModelVersion.name == name)
+                          .order_by(ModelVersion.version.desc()).limit(1))
+        mv = ModelVersion(name=name, version=(parent.version + 1) if parent else 1,
+                          parent_id=parent.id if parent else None, dataset_version_id=dv_id, split_id=split_id,
+                          checkpoint_path=ckpt[0], checkpoint_sha256=ckpt[1], config=config or {},
+                          metrics=metrics or {}, status=status, promoted=False)
+        s.add(mv)
+    return mv
+
+
+def parse_model_ref(ref: str) -> tuple[str, int | None]:
+    name, _, ver = ref.partition("@")
+    if ver and not ver.isdigit():
+        raise AnnotError(f"{ref}: expected NAME or NAME@VERSION (an integer)")
+    return name, int(ver) if ver else None
+
+
+def get_model(s, ref: str) -> ModelVersion:
+    """``NAME@V``, or ``NAME`` for the promoted version."""
+    name, ver = parse_model_ref(ref)
+    q = select(ModelVersion).where(ModelVersion.name == name)
+    mv = s.scalar(q.where(ModelVersion.version == ver) if ver else q.where(ModelVersion.promoted))
+    if mv is None:
+        names = s.scalars(select(ModelVersion.name).distinct().order_by(ModelVersion.name)).all()
+        if name not in names:
+            raise AnnotError(f"unknown model {name!r}; known: {', '.join(names) or 'none'}")
+        raise AnnotError(f"{name} has no version {ver}" if ver else f"{name} has no promoted version")
+    return mv
+
+
+def checkpoint_problem(store: Store, mv: ModelVersion) -> str | None:
+    if mv.checkpoint_path is None:
+        return "no checkpoint registered"
+    return files.verify(store.files, mv.checkpoint_path, mv.checkpoint_sha256)
+
+
+def checkpoint_for_loading(store: Store, mv: ModelVersion) -> Path:
+    """The checkpoint's path, only when it is there and intact."""
+    problem = checkpoint_problem(store, mv)
+    if problem:
+        raise AnnotError(f"{mv.label}: refusing to load the checkpoint: {problem}")
+    return store.files / mv.checkpoint_path
+
+
+def promote(store: Store, ref: str) -> ModelVersion:
+    with store.transaction() as s:
+        mv = get_model(s, ref)
+        if mv.status != "ready":
+            raise AnnotError(f"{mv.label} is {mv.status}, only a ready version can be promoted")
+        problem = checkpoint_problem(store, mv)
+        if problem:
+            raise AnnotError(f"{mv.label}: not promoted: {problem}")
+        s.execute(update(ModelVersion).where(ModelVersion.name == mv.name, ModelVersion.promoted)
+                  .values(promoted=False))
+        s.execute(update(ModelVersion).where(ModelVersion.id == mv.id).values(promoted=True))
+        mv.promoted = True
+    return mv
+
+
+def rollback(store: Store, name: str) -> ModelVersion:
+    """Promote the newest ready version older than the promoted one."""
+    with store.transaction() as s:
+        current = get_model(s, name)
+        prev = s.scalar(select(ModelVersion).where(ModelVersion.name == name, ModelVersion.status == "ready",
+                                                   ModelVersion.version < current.version)
+                        .order_by(ModelVersion.version.desc()).limit(1))
+        if prev is None:
+            raise AnnotError(f"{current.label} is promoted and no older ready version exists")
+    return promote(store, f"{name}@{prev.version}")
+
+
+# -- training runs --------------------------------------------------------------
+
+
+def start_run(store: Store, trigger: str, params: dict | None = None, model: ModelVersion | None = None,
+              log_path: str | None = None) -> TrainingRun:
+    with store.transaction() as s:
+        run = TrainingRun(trigger=trigger, params=params or {}, status="running",
+                          model_version_id=model.id if model else None, log_path=log_path)
+        s.add(run)
+    return run
+
+
+def heartbeat(store: Store, run_id: int) -> None:
+    with store.transaction() as s:
+        s.execute(update(TrainingRun).where(TrainingRun.id == run_id).values(heartbeat_at=datetime.now(UTC)))
+
+
+def finish(store: Store, run_id: int, ok: bool, error: str | None = None) -> None:
+    with store.transaction() as s:
+        run = s.get(TrainingRun, run_id)
+        run.status, run.error, run.finished_at = ("succeeded" if ok else "failed"), error, datetime.now(UTC)
+        if run.model_version_id is not None:
+            mv = s.get(ModelVersion, run.model_version_id)
+            if mv.status == "training":
+                mv.status = "ready" if ok else "failed"
+
+
+def _aware(t: datetime) -> datetime:
+    return t if t.tzinfo else t.replace(tzinfo=UTC)  # SQLite returns naive datetimes
+
+
+def run_state(run: TrainingRun, now: datetime, stale_after: timedelta = STALE_AFTER) -> str:
+    """``stale`` for a running run whose heartbeat is older than the timeout."""
+    if run.status == "running" and now - _aware(run.heartbeat_at) > stale_after:
+        return "stale"
+    return run.status
+
+
+def reap(store: Store, stale_after: timedelta = STALE_AFTER) -> list[int]:
+    """Mark stale runs failed (and their model versions), so a crashed job
+    never leaves a version stuck in ``training``. Returns the run ids."""
+    now = datetime.now(UTC)
+    reaped = []
+    with store.transaction() as s:
+        for run in s.scalars(select(TrainingRun).where(TrainingRun.status == "running")).all():
+            if run_state(run, now, stale_after) == "stale":
+                run.status, run.finished_at = "failed", now
+                run.error = f"no heartbeat since {_aware(run.heartbeat_at).isoformat()} (reaped)"
+                if run.model_version_id is not None:
+                    mv = s.get(ModelVersion, run.model_version_id)
+                    if mv.status == "training":
+                        mv.status = "failed"
+                reaped.append(run.id)
+    return reaped
