@@ -13,8 +13,14 @@ import orjson
 from .errors import OutputExists
 
 
+def is_stream(path: Path) -> bool:
+    """A device or pipe: written to in place, never replaced."""
+    return path.exists() and not path.is_file() and not path.is_dir()
+
+
 def check_writable(path: Path, overwrite: bool) -> None:
-    if path.exists() and not overwrite:
+    path = Path(path)
+    if path.exists() and not overwrite and not is_stream(path):
         raise OutputExists(path)
 
 
@@ -25,8 +31,16 @@ def _umask() -> int:
 
 
 def write_bytes_atomic(path: Path, data: bytes, overwrite: bool = False) -> None:
-    """Write to a temp file in the same directory, fsync, then rename over ``path``."""
+    """Write to a temp file in the same directory, fsync, then rename over ``path``.
+
+    A device or pipe (``/dev/null``, ``/dev/stdout``, a FIFO) is written to
+    directly: renaming over it would replace the device with a plain file.
+    """
     path = Path(path)
+    if is_stream(path):
+        with open(path, "wb") as f:
+            f.write(data)
+        return
     check_writable(path, overwrite)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)

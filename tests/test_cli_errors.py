@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
+import threading
 
 import pytest
 from conftest import LABELME, load
@@ -61,6 +64,19 @@ def test_existing_output_is_not_overwritten_without_flag(annot, tmp_path):
     assert out.read_text() == "precious"
     assert annot("convert", "labelme", "coco", src, "-o", out, "--overwrite", "-q").code == 0
     assert load(out)["images"][0]["file_name"] == "primitives.jpg"
+
+
+def test_devices_are_written_to_not_replaced(annot, tmp_path):
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    received = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()), daemon=True)
+    reader.start()
+    res = annot("convert", "labelme", "coco", LABELME / "examples/primitives/primitives.json", "-o", fifo, "-q")
+    reader.join(timeout=30)
+    assert res.code == 0, res
+    assert json.loads(received[0])["images"][0]["file_name"] == "primitives.jpg"
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)  # still a pipe, not a file renamed over it
 
 
 def test_directory_outputs_are_atomic(annot, tmp_path):
