@@ -23,7 +23,7 @@ from annot.validate import validate_coco
 
 from . import files
 from .phash import phash_file, to_signed
-from .schema import Dataset, DatasetVersion, Image, VersionImage
+from .schema import Dataset, DatasetVersion, Image, VersionImage, utcnow
 from .session import Store
 
 
@@ -95,12 +95,10 @@ def import_coco(store: Store, name: str, coco_path: Path, image_root: Path, mess
     counts = {c["name"]: counts.get(c["name"], 0) for c in doc["categories"]}
 
     rel, digest = files.put(store.files, data, ".coco.json")
+    _ensure_dataset(store, name)
     with store.transaction() as s:
-        ds = s.scalar(select(Dataset).where(Dataset.name == name))
-        if ds is None:
-            ds = Dataset(name=name, categories=[])
-            s.add(ds)
-            s.flush()
+        # the dataset row is the lock that serialises versions on PostgreSQL
+        ds = s.scalar(select(Dataset).where(Dataset.name == name).with_for_update())
         same = s.scalar(select(DatasetVersion).where(DatasetVersion.dataset_id == ds.id,
                                                      DatasetVersion.coco_sha256 == digest))
         if same is not None:
@@ -125,20 +123,44 @@ def import_coco(store: Store, name: str, coco_path: Path, image_root: Path, mess
     return ImportResult(version, True)
 
 
+def _ensure_dataset(store: Store, name: str) -> None:
+    """Create the dataset row unless it exists; a concurrent creator may win."""
+    from sqlalchemy.exc import IntegrityError
+
+    try:
+        with store.transaction() as s:
+            if s.scalar(select(Dataset.id).where(Dataset.name == name)) is None:
+                s.add(Dataset(name=name, categories=[]))
+    except IntegrityError:
+        pass  # created meanwhile by another process: fine
+
+
 def _upsert_images(s, paths, hashed, image_root) -> dict[str, int]:
-    shas = list({h[0] for h in hashed})
-    known: dict[str, int] = {}
-    for k in range(0, len(shas), 500):  # stay under the SQL variable limits
-        known.update(s.execute(select(Image.sha256, Image.id).where(Image.sha256.in_(shas[k : k + 500]))).all())
-    new = {}
+    """Image ids by sha256, inserting the new ones. ``ON CONFLICT DO NOTHING``
+    (SQLite and PostgreSQL alike) lets two imports share an image safely."""
+    rows = {}
     for path, (sha, ph, w, h) in zip(paths, hashed):
-        if sha not in known and sha not in new:
+        if sha not in rows:
             rel = str(path.relative_to(image_root)) if path.is_relative_to(image_root) else str(path)
-            new[sha] = Image(sha256=sha, path=rel, width=w, height=h, phash=to_signed(ph))
-    s.add_all(new.values())
-    s.flush()
-    known.update({sha: img.id for sha, img in new.items()})
-    return known
+            rows[sha] = {"sha256": sha, "path": rel, "width": w, "height": h, "phash": to_signed(ph),
+                         "created_at": utcnow()}
+    insert = _dialect_insert(s)
+    values = list(rows.values())
+    for k in range(0, len(values), 500):  # stay under the SQL variable limits
+        s.execute(insert(Image).values(values[k : k + 500]).on_conflict_do_nothing(index_elements=["sha256"]))
+    shas = list(rows)
+    ids: dict[str, int] = {}
+    for k in range(0, len(shas), 500):
+        ids.update(s.execute(select(Image.sha256, Image.id).where(Image.sha256.in_(shas[k : k + 500]))).all())
+    return ids
+
+
+def _dialect_insert(s):
+    if s.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert
 
 
 def parse_ref(ref: str) -> tuple[str, int | None]:

@@ -42,7 +42,7 @@ def register(store: Store, name: str, checkpoint: Path | None = None, dataset: s
                     raise AnnotError(f"no split scheme {scheme!r} for dataset {dataset}")
                 split_id = sp.id
         parent = s.scalar(select(ModelVersion).where(ModelVersion.name == name)
-                          .order_by(ModelVersion.version.desc()).limit(1))
+                          .order_by(ModelVersion.version.desc()).limit(1).with_for_update())
         mv = ModelVersion(name=name, version=(parent.version + 1) if parent else 1,
                           parent_id=parent.id if parent else None, dataset_version_id=dv_id, split_id=split_id,
                           checkpoint_path=ckpt[0], checkpoint_sha256=ckpt[1], config=config or {},
@@ -87,6 +87,10 @@ def checkpoint_for_loading(store: Store, mv: ModelVersion) -> Path:
 
 def promote(store: Store, ref: str) -> ModelVersion:
     with store.transaction() as s:
+        name = parse_model_ref(ref)[0]
+        # PostgreSQL: lock the name's rows so concurrent promotions queue up
+        # (SQLite's BEGIN IMMEDIATE already serialises writers).
+        s.execute(select(ModelVersion.id).where(ModelVersion.name == name).with_for_update())
         mv = get_model(s, ref)
         if mv.status != "ready":
             raise AnnotError(f"{mv.label} is {mv.status}, only a ready version can be promoted")
