@@ -119,7 +119,7 @@ def test_phash_survives_resize_and_reencode(tmp_path):
 @settings(max_examples=40, deadline=None)
 @given(hashes=st.lists(st.integers(0, 2**64 - 1), min_size=1, max_size=60), t=st.integers(0, 64),
        seed=st.integers(0, 1000))
-def test_bk_tree_groups_equal_brute_force(hashes, t, seed):
+def test_multi_index_groups_equal_brute_force(hashes, t, seed):
     rng = random.Random(seed)
     # plant near neighbours so groups are not all singletons
     hashes = hashes + [h ^ (1 << rng.randrange(64)) for h in hashes[: len(hashes) // 2]]
