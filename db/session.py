@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +14,8 @@ from annot.errors import AnnotError
 
 from . import engine as eng
 from .files import store_dir
+
+RETRIES = 50  # x 0.2 s: how long to wait for a schema another process is creating
 
 
 @dataclass
@@ -34,12 +37,18 @@ def open_store(url: str | None = None, files: str | Path | None = None, upgrade:
     ``annot db upgrade``."""
     url = eng.database_url(url)
     engine = eng.make_engine(url)
-    current, head = eng.current_revision(engine), eng.head_revision()
-    if current != head:
-        if current is None and eng.is_empty(engine) and upgrade:
-            eng.upgrade(url)
-        elif current is None:
-            raise AnnotError(f"{url}: not an annot database (tables but no migration version)")
-        else:
+    head = eng.head_revision()
+    for _ in range(RETRIES):
+        current = eng.current_revision(engine)
+        if current == head:
+            return Store(engine, store_dir(files), url)
+        if current is not None:
             raise AnnotError(f"{url}: database at migration {current}, annot needs {head}: run `annot db upgrade`")
-    return Store(engine, store_dir(files), url)
+        if eng.is_empty(engine) and upgrade:
+            try:
+                eng.upgrade(url)
+            except Exception:  # another process created it at the same moment: look again
+                pass
+        # tables but no version yet: another process is creating the schema right now
+        time.sleep(0.2)
+    raise AnnotError(f"{url}: not an annot database (tables but no migration version)")

@@ -251,21 +251,33 @@ def test_pennfudan_planted_duplicates_land_together(env, annot):
     assert all(where[a] == where[b] for a, b in planted)
 
 
-def test_concurrent_imports_lose_nothing(env):
-    """Four processes import into one SQLite file at once: every version lands, numbered 1..n."""
+def test_concurrent_imports_and_registrations_lose_nothing(env):
+    """Four processes import into one SQLite file while four register model
+    versions; a reader polling meanwhile never sees a version without all of
+    its images."""
     coco = _noise_project(env / "imgs", 12, seed=4)
     files = []
     for k in range(4):
         c = copy.deepcopy(coco)
         c["annotations"] = c["annotations"][: k + 1]  # four different contents
         files.append(write(env / f"c{k}.json", c))
-    procs = [subprocess.Popen([sys.executable, "-m", "annot.cli", "dataset", "import", "same", str(f),
-                               "--image-root", str(env / "imgs"), "--json"], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for f in files]
+    cmds = [["dataset", "import", "same", str(f), "--image-root", str(env / "imgs"), "--json"] for f in files]
+    cmds += [["models", "register", "m", "--metrics", json.dumps({"k": k}), "--json"] for k in range(4)]
+    # no `annot db upgrade` first: the eight processes also race to create the schema
+    procs = [subprocess.Popen([sys.executable, "-m", "annot.cli", *c], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for c in cmds]
+    con = sqlite3.connect(env / "annot.db", timeout=30)
+    while any(p.poll() is None for p in procs):
+        try:
+            rows = con.execute("SELECT v.n_images, (SELECT count(*) FROM version_images i"
+                               " WHERE i.version_id = v.id) FROM dataset_versions v").fetchall()
+        except sqlite3.OperationalError:  # the schema is not there yet
+            continue
+        for n_images, n_rows in rows:
+            assert n_rows == n_images  # committed versions are whole
     outs = [p.communicate(timeout=120) for p in procs]
     assert all(p.returncode == 0 for p in procs), outs
-    versions = sorted(json.loads(o)["version"] for o, _ in outs)
-    assert versions == [1, 2, 3, 4]
-    con = sqlite3.connect(env / "annot.db")
+    assert sorted(json.loads(o)["version"] for o, _ in outs[:4]) == [1, 2, 3, 4]
+    assert sorted(json.loads(o)["version"] for o, _ in outs[4:]) == [1, 2, 3, 4]
     assert con.execute("SELECT count(*) FROM images").fetchone() == (12,)
     assert con.execute("SELECT count(*) FROM version_images").fetchone() == (48,)
