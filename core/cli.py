@@ -32,6 +32,7 @@ class LazyGroup(click.Group):
         "dataset": "annot.db.cli:dataset",
         "models": "annot.db.cli:models",
         "runs": "annot.db.cli:runs",
+        "plugins": "annot.plugins.cli:plugins",
     }
 
     def list_commands(self, ctx):
