@@ -218,7 +218,9 @@ def validate_coco(doc) -> tuple[list[str], dict[str, float]]:
     return problems, aps
 
 
-def validate_coco_file(path: Path) -> str:
+def load_valid_coco(path: Path) -> tuple[dict, dict[str, float]]:
+    """The parsed file and its self-evaluation APs; raises DatasetInvalid with
+    every problem when it is not a valid COCO dataset."""
     import orjson
 
     try:
@@ -230,6 +232,11 @@ def validate_coco_file(path: Path) -> str:
     problems, aps = validate_coco(doc)
     if problems:
         raise DatasetInvalid(path, problems)
+    return doc, aps
+
+
+def validate_coco_file(path: Path) -> str:
+    doc, aps = load_valid_coco(path)
     ap_text = ", ".join(f"{k} AP {v:.3f}" for k, v in aps.items()) or "no non-crowd annotations to evaluate"
     return (
         f"{len(doc['images'])} images, {len(doc['annotations'])} annotations, "

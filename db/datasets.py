@@ -16,10 +16,10 @@ from pathlib import Path
 import orjson
 from sqlalchemy import func, select
 
-from annot.errors import AnnotError, DatasetInvalid
+from annot.errors import AnnotError
 from annot.images import image_size
 from annot.parallel import map_files
-from annot.validate import validate_coco
+from annot.validate import load_valid_coco
 
 from . import files
 from .phash import phash_file, to_signed
@@ -62,16 +62,7 @@ def resolve_image(root: Path, file_name: str) -> Path | None:
 
 def import_coco(store: Store, name: str, coco_path: Path, image_root: Path, message: str = "",
                 jobs: int | None = None, quiet: bool = True) -> ImportResult:
-    try:
-        doc = orjson.loads(Path(coco_path).read_bytes())
-    except OSError as e:
-        raise AnnotError(f"{coco_path}: cannot read: {e.strerror or e}") from None
-    except orjson.JSONDecodeError as e:
-        raise DatasetInvalid(coco_path, [f"$: not valid JSON: {e}"]) from None
-    problems, _ = validate_coco(doc)
-    if problems:
-        raise DatasetInvalid(coco_path, problems)
-
+    doc, _ = load_valid_coco(coco_path)
     paths = []
     for k, im in enumerate(doc["images"]):
         p = resolve_image(Path(image_root), im["file_name"])
@@ -164,7 +155,7 @@ def _dialect_insert(s):
 
 
 def parse_ref(ref: str) -> tuple[str, int | None]:
-    """``NAME`` or ``NAME@VERSION``."""
+    """``NAME`` or ``NAME@VERSION`` (datasets and models alike)."""
     name, _, ver = ref.partition("@")
     if ver and not ver.isdigit():
         raise AnnotError(f"{ref}: expected NAME or NAME@VERSION (an integer)")

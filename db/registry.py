@@ -17,7 +17,7 @@ from sqlalchemy import select, update
 from annot.errors import AnnotError
 
 from . import files
-from .datasets import get_version
+from .datasets import get_version, parse_ref
 from .schema import ModelVersion, Split, TrainingRun
 from .session import Store
 
@@ -51,16 +51,9 @@ def register(store: Store, name: str, checkpoint: Path | None = None, dataset: s
     return mv
 
 
-def parse_model_ref(ref: str) -> tuple[str, int | None]:
-    name, _, ver = ref.partition("@")
-    if ver and not ver.isdigit():
-        raise AnnotError(f"{ref}: expected NAME or NAME@VERSION (an integer)")
-    return name, int(ver) if ver else None
-
-
 def get_model(s, ref: str) -> ModelVersion:
     """``NAME@V``, or ``NAME`` for the promoted version."""
-    name, ver = parse_model_ref(ref)
+    name, ver = parse_ref(ref)
     q = select(ModelVersion).where(ModelVersion.name == name)
     mv = s.scalar(q.where(ModelVersion.version == ver) if ver else q.where(ModelVersion.promoted))
     if mv is None:
@@ -87,7 +80,7 @@ def checkpoint_for_loading(store: Store, mv: ModelVersion) -> Path:
 
 def promote(store: Store, ref: str) -> ModelVersion:
     with store.transaction() as s:
-        name = parse_model_ref(ref)[0]
+        name = parse_ref(ref)[0]
         # PostgreSQL: lock the name's rows so concurrent promotions queue up
         # (SQLite's BEGIN IMMEDIATE already serialises writers).
         s.execute(select(ModelVersion.id).where(ModelVersion.name == name).with_for_update())
