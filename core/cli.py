@@ -33,6 +33,7 @@ class LazyGroup(click.Group):
         "models": "annot.db.cli:models",
         "runs": "annot.db.cli:runs",
         "plugins": "annot.plugins.cli:plugins",
+        "sam": "annot.plugins.cli:sam",
     }
 
     def list_commands(self, ctx):

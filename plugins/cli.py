@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 
@@ -33,3 +35,41 @@ def plugins_list(as_json):
     for i in infos:
         t.add_row(i.name, ", ".join(i.capabilities), i.status, i.target)
     Console().print(t)
+
+
+@click.group("sam")
+def sam():
+    """Segment Anything: precompute image embeddings."""
+
+
+@sam.command("precompute")
+@click.argument("images", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--cache", "cache_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Directory of fp16 embeddings (<sha256>.npy) that later clicks read.")
+@click.option("--model-type", type=click.Choice(["vit_b", "vit_l", "vit_h"]), default="vit_b", show_default=True)
+@click.option("--checkpoint", type=click.Path(dir_okay=False), envvar="ANNOT_SAM_CHECKPOINT",
+              help="SAM checkpoint [env ANNOT_SAM_CHECKPOINT].")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default=None)
+def sam_precompute(images, cache_dir, model_type, checkpoint, device):
+    """Encode every image once so that each later click costs only the decoder."""
+    from .embedding_cache import EmbeddingCache
+    from .sam import SamPlugin
+
+    plugin = SamPlugin()
+    plugin.load(model_type, checkpoint, device, cache=EmbeddingCache(max_bytes=0, directory=cache_dir))
+    done = precompute(plugin, list(images))
+    click.echo(f"{done} image(s): {plugin.encoder_calls} encoded, {done - plugin.encoder_calls} already cached "
+               f"in {cache_dir}")
+
+
+def precompute(plugin, inputs: list[Path]) -> int:
+    from annot.images import IMAGE_SUFFIXES
+
+    from .images import load_rgb
+
+    files = []
+    for p in inputs:
+        files += sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES) if p.is_dir() else [p]
+    for f in files:
+        plugin.embed(load_rgb(f), persist=True)
+    return len(files)

@@ -1,0 +1,116 @@
+"""Segment Anything (``segment-anything``) as an interactive predictor.
+
+``vit_b``, ``vit_l`` or ``vit_h`` from a checkpoint path (``checkpoint=`` or
+``ANNOT_SAM_CHECKPOINT``); weights are never downloaded. Prompts: positive and
+negative points, a box, or both; ``multimask_output=True`` and the mask SAM
+scores best is kept. The image encoder runs once per image content
+(:mod:`annot.plugins.embedding_cache`); every later prompt on that image costs
+only the decoder.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from annot.errors import AnnotError
+
+from .embedding_cache import EmbeddingCache, image_key
+from .predictor import Detections, Prompt
+
+ENV_CHECKPOINT = "ANNOT_SAM_CHECKPOINT"
+MODEL_TYPES = ("vit_b", "vit_l", "vit_h")
+
+
+class SamPlugin:
+    name = "sam"
+    version = "segment-anything-1.0"
+    capabilities = frozenset({"masks", "box_prompt", "point_prompt"})
+
+    def __init__(self):
+        self.device = "cpu"
+        self.predictor = None
+        self.cache = EmbeddingCache()
+        self.encoder_calls = 0
+
+    @staticmethod
+    def availability() -> str:
+        path = os.environ.get(ENV_CHECKPOINT)
+        if not path:
+            return f"no checkpoint: set {ENV_CHECKPOINT} or pass --checkpoint (else use grabcut)"
+        return "ok" if os.path.isfile(path) else f"checkpoint {path} not found (else use grabcut)"
+
+    def load(self, model_type: str = "vit_b", checkpoint: str | None = None, device: str | None = None,
+             cache: EmbeddingCache | None = None, sam=None, **_) -> None:
+        """``sam``: an already built model (tests build a tiny one)."""
+        import torch
+        from segment_anything import SamPredictor, sam_model_registry
+
+        if sam is None:
+            if model_type not in MODEL_TYPES:
+                raise AnnotError(f"unknown SAM model {model_type!r}; known: {', '.join(MODEL_TYPES)}")
+            checkpoint = checkpoint or os.environ.get(ENV_CHECKPOINT)
+            if not checkpoint or not os.path.isfile(checkpoint):
+                raise AnnotError(f"SAM needs a {model_type} checkpoint: pass --checkpoint or set {ENV_CHECKPOINT} "
+                                 f"({checkpoint or 'none given'} not found); without one, use --model grabcut")
+            sam = sam_model_registry[model_type](checkpoint=checkpoint)
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        sam.to(self.device).eval()
+        self.predictor = SamPredictor(sam)
+        if cache is not None:
+            self.cache = cache
+
+    def embed(self, image: np.ndarray, persist: bool = False) -> tuple[str, np.ndarray]:
+        """The image's embedding, computed only when no cache has it."""
+        key = image_key(image)
+        emb = self.cache.get(key)
+        if emb is None:
+            self.predictor.set_image(image)
+            self.encoder_calls += 1
+            emb = self.cache.put(key, self.predictor.features.float().cpu().numpy(), persist)
+        return key, emb
+
+    def _use(self, image: np.ndarray, emb: np.ndarray) -> None:
+        import torch
+
+        p = self.predictor
+        p.reset_image()
+        p.original_size = image.shape[:2]
+        p.input_size = p.transform.get_preprocess_shape(*image.shape[:2], p.model.image_encoder.img_size)
+        p.features = torch.as_tensor(emb, dtype=torch.float32, device=self.device)
+        p.is_image_set = True
+
+    def predict(self, images, prompts=None) -> list[Detections]:
+        if self.predictor is None:
+            raise AnnotError("sam: load() first")
+        if prompts is None:
+            raise ValueError("sam needs prompts (points, a box or both) for every object")
+        out = []
+        for image, image_prompts in zip(images, prompts):
+            _, emb = self.embed(image)
+            self._use(image, emb)
+            masks, scores = [], []
+            for pr in image_prompts:
+                m, s = self._segment(pr)
+                masks.append(m)
+                scores.append(s)
+            shape = image.shape[:2]
+            out.append(Detections([p.label or "object" for p in image_prompts], np.array(scores, dtype=float),
+                                  np.stack(masks) if masks else np.zeros((0, *shape), bool)))
+        return out
+
+    def _segment(self, prompt: Prompt) -> tuple[np.ndarray, float]:
+        pts = [*prompt.positive, *prompt.negative]
+        coords = np.array(pts, dtype=np.float32) if pts else None
+        labels = np.array([1] * len(prompt.positive) + [0] * len(prompt.negative)) if pts else None
+        box = None
+        if prompt.box is not None:
+            x, y, w, h = prompt.box
+            box = np.array([x, y, x + w, y + h], dtype=np.float32)
+        if coords is None and box is None:
+            raise ValueError("a SAM prompt needs points, a box or both")
+        masks, scores, _ = self.predictor.predict(point_coords=coords, point_labels=labels, box=box,
+                                                  multimask_output=True)
+        best = int(np.argmax(scores))
+        return masks[best].astype(bool), float(scores[best])
