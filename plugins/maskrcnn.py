@@ -1,0 +1,130 @@
+"""torchvision Mask R-CNN as a predictor that keeps what active learning needs.
+
+torchvision's ``RoIHeads.postprocess_detections`` keeps one score per
+detection and drops the class distribution. :class:`ClassProbRoIHeads` lets it
+run unchanged, then finds each kept box among the decoded per-class boxes of
+the proposals (the box of proposal i for class c is unique) and attaches that
+proposal's full softmax vector, so entropy and margin can be computed later.
+The soft masks torchvision pastes are kept as a per-detection mask quality:
+the mean probability inside the thresholded mask.
+
+Backbones: ``resnet50_fpn_v2`` (torchvision's builder; the GPU default) and
+``mobilenet_v3_large_fpn`` (Mask R-CNN on torchvision's MobileNetV3-FPN
+backbone; the CPU default). Weights come from a checkpoint file
+(``{"model": state_dict, "classes": [...], "backbone": ...}``); torchvision's
+COCO weights (``weights="coco"``) when the machine can download them or has
+them in the torch cache.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torchvision.models.detection import MaskRCNN, maskrcnn_resnet50_fpn_v2
+from torchvision.models.detection.anchor_utils import AnchorGenerator
+from torchvision.models.detection.backbone_utils import mobilenet_backbone
+from torchvision.models.detection.roi_heads import RoIHeads
+from torchvision.ops import boxes as box_ops
+
+from annot.errors import AnnotError
+
+from .predictor import Detections
+
+BACKBONES = ("resnet50_fpn_v2", "mobilenet_v3_large_fpn")
+
+
+class ClassProbRoIHeads(RoIHeads):
+    def postprocess_detections(self, class_logits, box_regression, proposals, image_shapes):
+        boxes, scores, labels = super().postprocess_detections(class_logits, box_regression, proposals, image_shapes)
+        probs = F.softmax(class_logits, -1).split([len(p) for p in proposals])
+        decoded = self.box_coder.decode(box_regression, proposals).split([len(p) for p in proposals])
+        self._class_probs = []
+        for b, lab, p, d, shape in zip(boxes, labels, probs, decoded, image_shapes):
+            d = box_ops.clip_boxes_to_image(d, shape)  # as the parent did before filtering
+            cand = d[:, lab, :].permute(1, 0, 2)  # (kept, proposals, 4): each kept box's class column
+            match = (cand - b[:, None, :]).abs().sum(-1).argmin(-1)
+            self._class_probs.append(p[match])
+        return boxes, scores, labels
+
+    def forward(self, features, proposals, image_shapes, targets=None):
+        result, losses = super().forward(features, proposals, image_shapes, targets)
+        if not self.training:
+            for r, cp in zip(result, self._class_probs):
+                r["class_probs"] = cp
+        return result, losses
+
+
+def build(backbone: str, num_classes: int, min_size: int = 800, max_size: int = 1333) -> MaskRCNN:
+    """A Mask R-CNN with random weights; ``num_classes`` counts the background."""
+    if backbone == "resnet50_fpn_v2":
+        model = maskrcnn_resnet50_fpn_v2(weights=None, weights_backbone=None, num_classes=num_classes,
+                                         min_size=min_size, max_size=max_size)
+    elif backbone == "mobilenet_v3_large_fpn":
+        bb = mobilenet_backbone(backbone_name="mobilenet_v3_large", weights=None, fpn=True, trainable_layers=6)
+        # three feature maps: anchors as torchvision's fasterrcnn_mobilenet_v3_large_fpn sets them
+        anchors = AnchorGenerator(((32, 64, 128, 256, 512),) * 3, ((0.5, 1.0, 2.0),) * 3)
+        model = MaskRCNN(bb, num_classes=num_classes, min_size=min_size, max_size=max_size,
+                         rpn_anchor_generator=anchors)
+    else:
+        raise AnnotError(f"unknown backbone {backbone!r}; known: {', '.join(BACKBONES)}")
+    model.roi_heads.__class__ = ClassProbRoIHeads
+    return model
+
+
+class MaskRCNNPredictor:
+    name = "maskrcnn"
+    version = "torchvision"
+    capabilities = frozenset({"masks", "automatic", "trainable"})
+
+    def __init__(self):
+        self.model: MaskRCNN | None = None
+        self.classes: list[str] = []
+        self.device = "cpu"
+        self.score_threshold = 0.5
+
+    def load(self, checkpoint=None, model: MaskRCNN | None = None, classes: list[str] | None = None,
+             backbone: str | None = None, device: str | None = None, score_threshold: float = 0.5, **_) -> None:
+        """From ``checkpoint`` (a path), or an in-memory ``model`` with its ``classes``."""
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        if checkpoint is not None:
+            state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+            classes = list(state["classes"])
+            backbone = state.get("backbone") or backbone or self.default_backbone()
+            model = build(backbone, len(classes) + 1)
+            head = state["model"].get("roi_heads.box_predictor.cls_score.weight")
+            if head is not None and head.shape[0] != len(classes) + 1:
+                raise AnnotError(f"{checkpoint}: its box head has {head.shape[0] - 1} classes but it lists "
+                                 f"{len(classes)}")
+            model.load_state_dict(state["model"])
+        if model is None or classes is None:
+            raise AnnotError("maskrcnn: give a checkpoint, or a model with its classes")
+        if not isinstance(model.roi_heads, ClassProbRoIHeads):
+            model.roi_heads.__class__ = ClassProbRoIHeads
+        n_out = model.roi_heads.box_predictor.cls_score.out_features
+        if n_out != len(classes) + 1:
+            raise AnnotError(f"maskrcnn: the model predicts {n_out - 1} classes, {len(classes)} were named")
+        self.model, self.classes, self.score_threshold = model.to(self.device).eval(), list(classes), score_threshold
+
+    def default_backbone(self) -> str:
+        return "resnet50_fpn_v2" if torch.cuda.is_available() else "mobilenet_v3_large_fpn"
+
+    @torch.inference_mode()
+    def predict(self, images, prompts=None) -> list[Detections]:
+        tensors = [torch.as_tensor(im, device=self.device).permute(2, 0, 1).float() / 255 for im in images]
+        use_amp = self.device == "cuda"
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
+            outputs = self.model(tensors)
+        out = []
+        for o in outputs:
+            keep = o["scores"] >= self.score_threshold
+            soft = o["masks"][keep, 0].float()
+            hard = soft >= 0.5
+            quality = (soft * hard).sum((1, 2)) / hard.sum((1, 2)).clamp(min=1)
+            out.append(Detections(
+                [self.classes[int(i) - 1] for i in o["labels"][keep]],
+                o["scores"][keep].float().cpu().numpy(),
+                hard.cpu().numpy(),
+                class_probs=o["class_probs"][keep].float().cpu().numpy(),
+                mask_quality=quality.cpu().numpy(),
+            ))
+        return out
