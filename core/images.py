@@ -44,7 +44,3 @@ def embedded_image(b64: str) -> tuple[bytes, str, tuple[int, int, int, int]]:
             im.format or "", ".png"
         )
         return data, ext, _size(im)
-
-
-def is_image_name(name: str) -> bool:
-    return Path(name).suffix.lower() in IMAGE_SUFFIXES
