@@ -85,7 +85,9 @@ def test_integer_box_area_is_exact(x, y, w, h):
     poly = [x, y, x + w, y, x + w, y + h, x, y + h]
     assert polygon_areas([[poly]], 300, 300) == [w * h]
     mask = segmentation_to_mask([poly], 300, 300)
-    assert mask.sum() == w * h and mask[y, x] and not mask[y + h - 1, x + w] if x + w < 300 else True
+    assert mask.sum() == w * h
+    assert mask[y, x] and mask[y + h - 1, x + w - 1]  # corners in, the pixel past the edge out
+    assert not mask[y + h - 1, x + w] and not mask[y + h, x + w - 1]
 
 
 def test_grouped_polygons_union():

@@ -25,7 +25,7 @@ def test_export_coco_sample(convert, annot, tmp_path):
     assert "2 x keypoint not linked to a region (no parentID) skipped" in res.err
     coco = load(tmp_path / "o.json")
     assert [c["name"] for c in coco["categories"]] == ["polygon_label", "rectangle_label"]
-    assert coco["images"][0] | {} == {"id": 1, "file_name": "test_image1.jpg", "width": 500, "height": 320,
+    assert coco["images"][0] == {"id": 1, "file_name": "test_image1.jpg", "width": 500, "height": 320,
                                       "ls_task_id": 175210175}
     rect = next(a for a in coco["annotations"] if a["category_id"] == 2)
     x, y, w, h = 31.941923774954628, 4.113475177304964, 6.352087114337568, 9.929078014184398

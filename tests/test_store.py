@@ -201,10 +201,9 @@ def test_split_is_deterministic_and_stable_across_versions(env, annot, tmp_path_
     dup_of = sorted(test_v1)[0]
     with Image.open(env / "imgs" / dup_of) as im:
         im.convert("RGB").save(env / "imgs" / "copy.jpg", quality=95)
-    coco2 = copy.deepcopy(coco)
-    offset = len(coco2["images"])
-    for im in more["images"] + [{"id": 0, "file_name": "copy.jpg", "width": 32, "height": 24}]:
-        coco2["images"].append({**im, "id": offset + len(coco2["images"]) - offset + 1})
+    coco2 = copy.deepcopy(coco)  # the new images come unlabelled
+    for im in more["images"] + [{"file_name": "copy.jpg", "width": 32, "height": 24}]:
+        coco2["images"].append({**im, "id": len(coco2["images"]) + 1})
     _import(annot, "d", write(env / "v2.json", coco2), env / "imgs")
     rep = _split(annot, "d", "--seed", "7")
     assert rep["newly_assigned"] == 41 and rep["version"] == 2
