@@ -49,7 +49,8 @@ def to_tasks(ds: Dataset, config: LabelConfig, opts: ConvertOptions, report: Rep
     for img, anns in ds.per_image():
         results = []
         for a in anns:
-            results += _regions(img, a, names[a.category_id], kp_names[a.category_id], config, as_predictions, report)
+            results += _regions(img, a, names[a.category_id], kp_names[a.category_id], config, as_predictions, report,
+                                opts.simplify)
         if opts.image_url_prefix is None and "coco_url" in img.extra:
             url = img.extra["coco_url"]
         else:
@@ -81,7 +82,7 @@ def _geometry_of(a: Annotation):
 
 
 def _regions(img: Image, a: Annotation, label: str, kp_names, config: LabelConfig, as_predictions: bool,
-             report: Report):
+             report: Report, tolerance: float = 0.0):
     kind, geom = _geometry_of(a)
     where = f"{img.file_name}:annotation {a.id}"
     control = config.route(kind, label)
@@ -95,7 +96,7 @@ def _regions(img: Image, a: Annotation, label: str, kp_names, config: LabelConfi
         base["score"] = a.score
     if control.kind != kind:
         report.warn(f"{kind} written as {control.kind} (the label config has no {kind} control for it)", where)
-    values = _convert(kind, control.kind, geom, a, W, H)
+    values = _convert(kind, control.kind, geom, a, W, H, tolerance)
     regions = []
     for k, value in enumerate(values):
         value[f"{control.kind}labels"] = [label]
@@ -106,7 +107,7 @@ def _regions(img: Image, a: Annotation, label: str, kp_names, config: LabelConfi
     return regions
 
 
-def _convert(kind: str, target: str, geom, a: Annotation, W: int, H: int) -> list[dict]:
+def _convert(kind: str, target: str, geom, a: Annotation, W: int, H: int, tolerance: float) -> list[dict]:
     if target == "rectangle":
         x, y, w, h, deg = geom if kind == "rectangle" else (*a.bbox, 0.0)
         px, py, pw, ph = xywh_to_box([x, y, w, h], BoxMode.XYWH_PERCENT, W, H)
@@ -117,7 +118,7 @@ def _convert(kind: str, target: str, geom, a: Annotation, W: int, H: int) -> lis
         return [{"format": "rle", "rle": mask_to_rle(mask)}]
     # polygon target
     if kind == "brush":
-        polys = mask_to_polygons(segmentation_to_mask(geom, H, W))
+        polys = mask_to_polygons(segmentation_to_mask(geom, H, W), tolerance)
     elif kind == "rectangle":
         polys = a.segmentation or [rectangle_polygon(*a.bbox)]
     else:

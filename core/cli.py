@@ -34,6 +34,7 @@ class LazyGroup(click.Group):
         "runs": "annot.db.cli:runs",
         "plugins": "annot.plugins.cli:plugins",
         "sam": "annot.plugins.cli:sam",
+        "predict": "annot.plugins.predict_cli:predict",
     }
 
     def list_commands(self, ctx):
@@ -107,7 +108,7 @@ _FORMAT_OPTIONS = {
 @click.option("--label-config", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="labelstudio writer: Label Studio XML deciding each region's control tag.")
 @click.option("--simplify", type=float, default=0.0,
-              help="Polygon tolerance in px when masks must become polygons (labelme, yolo writers).")
+              help="Polygon tolerance in px when masks must become polygons (labelme, yolo, labelstudio writers).")
 @click.pass_context
 def convert(ctx, src, dst, inputs, out, labels, on_error, overwrite, quiet, jobs, **fmt_opts):
     """Convert annotations: annot convert SRC DST INPUT... -o OUT.

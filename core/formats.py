@@ -47,7 +47,7 @@ BUILTIN = (
     Format("labelstudio", "Label Studio JSON export / JSON_MIN; import-ready tasks",
            _C + "labelstudio_reader:read", _C + "labelstudio_writer:write", "file",
            frozenset({"annotations", "predictions", "keep_upload_prefix", "image_root", "as_", "model_version",
-                      "image_url_prefix", "label_config"})),
+                      "image_url_prefix", "label_config", "simplify"})),
 )
 
 

@@ -35,6 +35,6 @@ class ConvertOptions:
     model_version: str | None = None
     image_url_prefix: str | None = None
     label_config: Path | None = None
-    # polygon writers (labelme, yolo) from RLE masks
+    # polygon writers (labelme, yolo, labelstudio) from RLE masks
     simplify: float = 0.0
     extra: dict = field(default_factory=dict)

@@ -18,11 +18,11 @@ def default_jobs() -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 
 
-def progress(iterable: Iterable, total: int, desc: str, quiet: bool = False):
+def progress(iterable: Iterable, total: int, desc: str, quiet: bool = False, unit: str = "file"):
     """A progress bar on stderr that appears only after a second and only
     when stdout is a terminal."""
     disable = quiet or not sys.stdout.isatty()
-    return tqdm(iterable, total=total, desc=desc, unit="file", delay=1.0, disable=disable, leave=False)
+    return tqdm(iterable, total=total, desc=desc, unit=unit, delay=1.0, disable=disable, leave=False)
 
 
 def map_files(

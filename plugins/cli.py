@@ -46,7 +46,8 @@ def sam():
 @click.argument("images", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("--cache", "cache_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Directory of fp16 embeddings (<sha256>.npy) that later clicks read.")
-@click.option("--model-type", type=click.Choice(["vit_b", "vit_l", "vit_h"]), default="vit_b", show_default=True)
+@click.option("--model-type", type=click.Choice(["vit_b", "vit_l", "vit_h"]), default=None,
+              help="[default: from the checkpoint file name, else vit_b]")
 @click.option("--checkpoint", type=click.Path(dir_okay=False), envvar="ANNOT_SAM_CHECKPOINT",
               help="SAM checkpoint [env ANNOT_SAM_CHECKPOINT].")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default=None)

@@ -1,7 +1,17 @@
-"""Images as models see them: RGB uint8, in the orientation a viewer shows."""
+"""Images as models see them: RGB uint8, in the orientation a viewer shows.
+
+Every mode a labelling project meets is accepted: greyscale, palette (with or
+without transparency), RGBA (alpha dropped), CMYK, 16-bit and float TIFFs
+(stretched to 8 bits by their maximum). Huge images are decoded at a reduced
+size (JPEG draft mode decodes at 1/2, 1/4 or 1/8 scale without materialising
+the full image) and then resized so the longer side is at most ``max_side``;
+callers scale masks back to the displayed size. Unreadable, 0-byte and
+truncated files raise :class:`~annot.errors.AnnotError` naming the file.
+"""
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import numpy as np
@@ -9,16 +19,61 @@ from PIL import Image, ImageOps
 
 from annot.errors import AnnotError
 
+MAX_PIXELS = 1_500_000_000  # refuse beyond this (PIL's default bomb guard stops at ~179 Mpx)
+_HIGH_DEPTH = ("I;16", "I;16B", "I;16L", "I", "F")
+
+
+@contextlib.contextmanager
+def _pixel_limit(limit: int):
+    old = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = limit // 2  # PIL raises beyond twice this, warns beyond it
+    try:
+        yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = old
+
+
+def _to_rgb(im: Image.Image) -> Image.Image:
+    if im.mode in _HIGH_DEPTH:
+        arr = np.asarray(im, dtype=np.float64)
+        arr = arr - min(arr.min(), 0)
+        return Image.fromarray((arr / max(arr.max(), 1e-12) * 255).round().astype(np.uint8)).convert("RGB")
+    if im.mode == "P" and "transparency" in im.info:
+        im = im.convert("RGBA")  # PIL warns when a transparent palette goes straight to RGB
+    return im.convert("RGB")
+
 
 def load_rgb(path: Path) -> np.ndarray:
-    """HxWx3 uint8 RGB with EXIF orientation applied (CMYK, grey, palette,
-    RGBA and 16-bit images converted); a clear error for unreadable files."""
+    """HxWx3 uint8 RGB, full size, as displayed."""
+    return load_scaled(path)[0]
+
+
+def load_scaled(path: Path, max_side: int | None = None) -> tuple[np.ndarray, tuple[int, int]]:
+    """``(HxWx3 uint8 RGB, (height, width) as displayed)``.
+
+    With ``max_side`` the array is downscaled (aspect kept) so that its longer
+    side is at most ``max_side``; the second value is always the full
+    displayed size (EXIF orientation applied), the size annotations refer to.
+    """
+    import warnings
+
     try:
-        with Image.open(path) as im:
-            im = ImageOps.exif_transpose(im)
-            if im.mode in ("I;16", "I;16B", "I;16L", "I"):
-                arr = np.asarray(im, dtype=np.float64)
-                im = Image.fromarray((arr / max(arr.max(), 1) * 255).astype(np.uint8))
-            return np.asarray(im.convert("RGB"))
-    except (OSError, ValueError) as e:
+        with _pixel_limit(MAX_PIXELS), warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                w, h = im.size
+                orientation = im.getexif().get(0x0112, 1)
+                full = (w, h) if orientation not in (5, 6, 7, 8) else (h, w)
+                if max_side and max(w, h) > max_side and im.format == "JPEG":
+                    im.draft("RGB", (max(1, w * max_side // max(w, h)), max(1, h * max_side // max(w, h))))
+                im = ImageOps.exif_transpose(im)
+                im = _to_rgb(im)
+                if max_side and max(im.size) > max_side:
+                    s = max_side / max(im.size)
+                    im = im.resize((max(1, round(im.width * s)), max(1, round(im.height * s))), Image.BILINEAR)
+                arr = np.array(im)  # writable: torch shares it without a warning
+    except Image.DecompressionBombError:
+        raise AnnotError(f"{path}: image larger than {MAX_PIXELS:,} pixels") from None
+    except (OSError, ValueError, SyntaxError) as e:  # PIL raises SyntaxError for some corrupt headers
         raise AnnotError(f"{path}: cannot read image: {e}") from None
+    return arr, (full[1], full[0])

@@ -11,16 +11,23 @@ the mean probability inside the thresholded mask.
 Backbones: ``resnet50_fpn_v2`` (torchvision's builder; the GPU default) and
 ``mobilenet_v3_large_fpn`` (Mask R-CNN on torchvision's MobileNetV3-FPN
 backbone; the CPU default). Weights come from a checkpoint file
-(``{"model": state_dict, "classes": [...], "backbone": ...}``); torchvision's
+(``{"model": state_dict, "classes": [...], "backbone": ..., "min_size": ...,
+"max_size": ...}``, the last three optional); torchvision's
 COCO weights (``weights="coco"``) when the machine can download them or has
 them in the torch cache.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 import torch.nn.functional as F
-from torchvision.models.detection import MaskRCNN, maskrcnn_resnet50_fpn_v2
+from torchvision.models.detection import (
+    MaskRCNN,
+    MaskRCNN_ResNet50_FPN_V2_Weights,
+    maskrcnn_resnet50_fpn_v2,
+)
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.backbone_utils import mobilenet_backbone
 from torchvision.models.detection.roi_heads import RoIHeads
@@ -31,6 +38,7 @@ from annot.errors import AnnotError
 from .predictor import Detections
 
 BACKBONES = ("resnet50_fpn_v2", "mobilenet_v3_large_fpn")
+COCO_WEIGHTS = MaskRCNN_ResNet50_FPN_V2_Weights.COCO_V1
 
 
 class ClassProbRoIHeads(RoIHeads):
@@ -71,6 +79,34 @@ def build(backbone: str, num_classes: int, min_size: int = 800, max_size: int = 
     return model
 
 
+def coco_weights_path() -> Path:
+    """Where torchvision keeps the COCO weights: the torch hub cache (``TORCH_HOME``)."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / Path(COCO_WEIGHTS.url).name
+
+
+def coco_model() -> tuple[MaskRCNN, list[str]]:
+    """resnet50_fpn_v2 with torchvision's COCO weights, from the torch cache,
+    downloaded there when the machine can. Classes are torchvision's 90 (with
+    its "N/A" gaps), so a label's index + 1 is its COCO category id."""
+    from urllib.error import URLError
+
+    try:
+        state = torch.hub.load_state_dict_from_url(COCO_WEIGHTS.url, progress=False, check_hash=True,
+                                                   map_location="cpu")
+    except (URLError, OSError) as e:
+        raise AnnotError(f"--weights coco: {coco_weights_path()} is not there and cannot be downloaded "
+                         f"({getattr(e, 'reason', e)}); on a machine with internet download {COCO_WEIGHTS.url} "
+                         f"and copy it to that path (TORCH_HOME moves the cache)") from None
+    classes = list(COCO_WEIGHTS.meta["categories"][1:])
+    model = build("resnet50_fpn_v2", len(classes) + 1)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as e:
+        raise AnnotError(f"{coco_weights_path()}: not torchvision's Mask R-CNN v2 COCO weights: "
+                         f"{str(e).splitlines()[0]}") from None
+    return model, classes
+
+
 class MaskRCNNPredictor:
     name = "maskrcnn"
     version = "torchvision"
@@ -83,14 +119,21 @@ class MaskRCNNPredictor:
         self.score_threshold = 0.5
 
     def load(self, checkpoint=None, model: MaskRCNN | None = None, classes: list[str] | None = None,
-             backbone: str | None = None, device: str | None = None, score_threshold: float = 0.5, **_) -> None:
-        """From ``checkpoint`` (a path), or an in-memory ``model`` with its ``classes``."""
+             backbone: str | None = None, device: str | None = None, score_threshold: float = 0.5,
+             weights: str | None = None, **_) -> None:
+        """From ``checkpoint`` (a path), torchvision's COCO weights
+        (``weights="coco"``), or an in-memory ``model`` with its ``classes``."""
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        if checkpoint is not None:
+        if weights == "coco":
+            model, classes = coco_model()
+        elif weights is not None:
+            raise AnnotError(f"unknown weights {weights!r}: use coco, or a checkpoint")
+        elif checkpoint is not None:
             state = torch.load(checkpoint, map_location="cpu", weights_only=True)
             classes = list(state["classes"])
             backbone = state.get("backbone") or backbone or self.default_backbone()
-            model = build(backbone, len(classes) + 1)
+            # the input scale it was trained at, when the checkpoint records it
+            model = build(backbone, len(classes) + 1, state.get("min_size", 800), state.get("max_size", 1333))
             head = state["model"].get("roi_heads.box_predictor.cls_score.weight")
             if head is not None and head.shape[0] != len(classes) + 1:
                 raise AnnotError(f"{checkpoint}: its box head has {head.shape[0] - 1} classes but it lists "
@@ -110,7 +153,9 @@ class MaskRCNNPredictor:
 
     @torch.inference_mode()
     def predict(self, images, prompts=None) -> list[Detections]:
-        tensors = [torch.as_tensor(im, device=self.device).permute(2, 0, 1).float() / 255 for im in images]
+        # uint8 crosses to the device (4x less than float), then is scaled there
+        tensors = [(torch.from_numpy(im) if im.flags.writeable else torch.tensor(im))
+                   .to(self.device, non_blocking=True).permute(2, 0, 1).float() / 255 for im in images]
         use_amp = self.device == "cuda"
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
             outputs = self.model(tensors)
@@ -120,11 +165,14 @@ class MaskRCNNPredictor:
             soft = o["masks"][keep, 0].float()
             hard = soft >= 0.5
             quality = (soft * hard).sum((1, 2)) / hard.sum((1, 2)).clamp(min=1)
+            boxes = o["boxes"][keep].float()
+            boxes[:, 2:] -= boxes[:, :2]  # xyxy -> COCO xywh
             out.append(Detections(
                 [self.classes[int(i) - 1] for i in o["labels"][keep]],
                 o["scores"][keep].float().cpu().numpy(),
                 hard.cpu().numpy(),
                 class_probs=o["class_probs"][keep].float().cpu().numpy(),
                 mask_quality=quality.cpu().numpy(),
+                boxes=boxes.cpu().numpy(),
             ))
         return out

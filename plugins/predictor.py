@@ -36,19 +36,39 @@ class Detections:
     masks: np.ndarray  # (n, H, W) bool
     class_probs: np.ndarray | None = None  # (n, classes), for active learning
     mask_quality: np.ndarray | None = None  # (n,) e.g. mean soft-mask confidence
+    boxes: np.ndarray | None = None  # (n, 4) COCO xywh, for detectors (prompts for a refiner)
 
     def __post_init__(self):
         n = len(self.labels)
         if self.scores.shape != (n,) or self.masks.ndim != 3 or len(self.masks) != n:
             raise ValueError(f"Detections: {n} labels but scores {self.scores.shape} and masks {self.masks.shape}")
 
-    def to_instances(self) -> list[Instance]:
+    def to_instances(self, size: tuple[int, int] | None = None) -> list[Instance]:
+        """COCO instances (RLE masks); with ``size`` = (height, width) larger
+        than the masks (the model saw a downscaled image) each mask is
+        upsampled to it, one at a time."""
         out = []
-        for label, score, m in zip(self.labels, self.scores.tolist(), self.masks):
+        for k, (label, score, m) in enumerate(zip(self.labels, self.scores.tolist(), self.masks)):
+            if size is not None and m.shape != tuple(size):
+                m = resize_mask(m, size)
             rle, bbox, area = mask_instance(m)
             if area:
-                out.append(Instance(label, bbox, area, rle, score=score))
+                extra = {}
+                if self.class_probs is not None:
+                    extra["class_probs"] = self.class_probs[k].tolist()
+                if self.mask_quality is not None:
+                    extra["mask_quality"] = float(self.mask_quality[k])
+                out.append(Instance(label, bbox, area, rle, score=score, extra=extra or None))
         return out
+
+
+def resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A boolean mask resampled to ``size`` = (height, width): bilinear on
+    0/255, then thresholded at half, so upsampled edges are smooth."""
+    import cv2
+
+    up = cv2.resize(mask.astype(np.uint8) * 255, (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
+    return up >= 128
 
 
 @runtime_checkable

@@ -28,6 +28,10 @@ def _entry_points() -> dict:
     return {ep.name: ep for ep in entry_points(group=GROUP)}
 
 
+def names() -> list[str]:
+    return sorted(_entry_points())
+
+
 def get(name: str):
     """A predictor instance by name (not loaded yet: call ``.load``)."""
     eps = _entry_points()

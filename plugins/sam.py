@@ -41,20 +41,29 @@ class SamPlugin:
             return f"no checkpoint: set {ENV_CHECKPOINT} or pass --checkpoint (else use grabcut)"
         return "ok" if os.path.isfile(path) else f"checkpoint {path} not found (else use grabcut)"
 
-    def load(self, model_type: str = "vit_b", checkpoint: str | None = None, device: str | None = None,
+    def load(self, model_type: str | None = None, checkpoint: str | None = None, device: str | None = None,
              cache: EmbeddingCache | None = None, sam=None, **_) -> None:
-        """``sam``: an already built model (tests build a tiny one)."""
+        """``model_type`` defaults to the one the checkpoint's file name says
+        (``sam_vit_h_4b8939.pth``), else vit_b. ``sam``: an already built
+        model (tests build a tiny one)."""
         import torch
         from segment_anything import SamPredictor, sam_model_registry
 
         if sam is None:
+            checkpoint = checkpoint or os.environ.get(ENV_CHECKPOINT)
+            model_type = model_type or next((t for t in MODEL_TYPES if t in os.path.basename(checkpoint or "")),
+                                            "vit_b")
             if model_type not in MODEL_TYPES:
                 raise AnnotError(f"unknown SAM model {model_type!r}; known: {', '.join(MODEL_TYPES)}")
-            checkpoint = checkpoint or os.environ.get(ENV_CHECKPOINT)
             if not checkpoint or not os.path.isfile(checkpoint):
+                given = f"{checkpoint} not found" if checkpoint else "none given"
                 raise AnnotError(f"SAM needs a {model_type} checkpoint: pass --checkpoint or set {ENV_CHECKPOINT} "
-                                 f"({checkpoint or 'none given'} not found); without one, use --model grabcut")
-            sam = sam_model_registry[model_type](checkpoint=checkpoint)
+                                 f"({given}); without one, use grabcut")
+            try:
+                sam = sam_model_registry[model_type](checkpoint=checkpoint)
+            except (RuntimeError, KeyError, OSError) as e:
+                raise AnnotError(f"{checkpoint}: not a SAM {model_type} checkpoint: "
+                                 f"{str(e).splitlines()[0]}") from None
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         sam.to(self.device).eval()
         self.predictor = SamPredictor(sam)
@@ -96,8 +105,10 @@ class SamPlugin:
                 masks.append(m)
                 scores.append(s)
             shape = image.shape[:2]
-            out.append(Detections([p.label or "object" for p in image_prompts], np.array(scores, dtype=float),
-                                  np.stack(masks) if masks else np.zeros((0, *shape), bool)))
+            scores = np.array(scores, dtype=float)
+            out.append(Detections([p.label or "object" for p in image_prompts], scores,
+                                  np.stack(masks) if masks else np.zeros((0, *shape), bool),
+                                  mask_quality=scores))  # SAM's own IoU estimate of each mask
         return out
 
     def _segment(self, prompt: Prompt) -> tuple[np.ndarray, float]:

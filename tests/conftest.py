@@ -67,3 +67,12 @@ def convert(annot, tmp_path):
         return out
 
     return run
+
+
+@pytest.fixture(scope="session")
+def tiny_maskrcnn():
+    """A Mask R-CNN trained for a few steps in-process (tests/tiny_models.py), shared by the session."""
+    pytest.importorskip("torch")
+    from tiny_models import train_maskrcnn
+
+    return train_maskrcnn()

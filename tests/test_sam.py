@@ -102,7 +102,8 @@ def test_precompute_to_disk_then_clicks_only_decode(tiny_sam, tmp_path):
 
 def test_missing_checkpoint_says_what_to_do(monkeypatch, annot):
     monkeypatch.delenv("ANNOT_SAM_CHECKPOINT", raising=False)
-    with pytest.raises(Exception, match="SAM needs a vit_b checkpoint.*use --model grabcut"):
+    with pytest.raises(Exception, match=r"SAM needs a vit_b checkpoint.*\(none given\); without one, use grabcut"):
         SamPlugin().load("vit_b")
-    res = annot("sam", "precompute", ".", "--cache", "x", "--checkpoint", "/nonexistent/sam_vit_b.pth")
-    assert res.code == 2 and "use --model grabcut" in res.err
+    # the model type is read from the checkpoint's file name, as Meta names them
+    res = annot("sam", "precompute", ".", "--cache", "x", "--checkpoint", "/nonexistent/sam_vit_h_4b8939.pth")
+    assert res.code == 2 and "SAM needs a vit_h checkpoint" in res.err and "use grabcut" in res.err

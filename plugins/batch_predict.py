@@ -1,0 +1,127 @@
+"""Batch prediction: decode in DataLoader workers, predict in batches, keep going.
+
+Images are decoded (EXIF, odd modes, huge-image downscaling) by
+:func:`~annot.plugins.images.load_scaled` inside ``torch.utils.data``
+workers, so the model never waits on JPEG decoding; batches reach the model as
+lists (images keep their own sizes). Prompts (boxes, points) are given in
+displayed-image pixels and scaled with the image; masks come back at the
+displayed size.
+
+One bad image never aborts the run: an unreadable file is reported by its
+worker; when the model fails on a batch, the batch is retried image by image so
+only the image that fails is reported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from annot.errors import AnnotError
+from annot.model import Instance
+
+from .images import load_scaled
+from .inputs import InputImage
+from .predictor import Detections, Prompt
+
+
+@dataclass
+class Decoded:
+    item: InputImage
+    image: np.ndarray | None  # model-sized RGB
+    size: tuple[int, int] | None  # displayed (height, width)
+    error: str | None = None
+
+
+@dataclass
+class Predicted:
+    item: InputImage
+    size: tuple[int, int] | None
+    instances: list[Instance] | None
+    error: str | None = None
+
+
+class _Files(Dataset):
+    def __init__(self, items: list[InputImage], max_side: int | None):
+        self.items, self.max_side = items, max_side
+
+    def __len__(self):
+        return len(self.items)
+
+    def __getitem__(self, k):
+        item = self.items[k]
+        try:
+            image, size = load_scaled(item.path, self.max_side)
+        except AnnotError as e:
+            return item, None, None, str(e)
+        return item, torch.from_numpy(np.ascontiguousarray(image)), size, None  # tensors cross in shared memory
+
+
+def decoded_batches(items: list[InputImage], batch_size: int, workers: int,
+                    max_side: int | None) -> Iterator[list[Decoded]]:
+    loader = DataLoader(_Files(items, max_side), batch_size=batch_size, num_workers=workers, collate_fn=list,
+                        prefetch_factor=2 if workers else None)
+    for batch in loader:
+        yield [Decoded(it, None if im is None else im.numpy(), size, err) for it, im, size, err in batch]
+
+
+def scale_prompt(p: Prompt, s: float) -> Prompt:
+    if s == 1.0:
+        return p
+    return replace(p, box=None if p.box is None else [v * s for v in p.box],
+                   positive=[(x * s, y * s) for x, y in p.positive],
+                   negative=[(x * s, y * s) for x, y in p.negative])
+
+
+class BatchPredictor:
+    """``predictor`` (and an optional box-prompted ``refiner``) over files.
+
+    ``prompts``: image name -> its prompts (prompt-driven models); an image
+    without prompts yields no instances.
+    """
+
+    def __init__(self, predictor, refiner=None, prompts: dict[str, list[Prompt]] | None = None,
+                 batch_size: int = 4, workers: int = 2, max_side: int | None = 2048):
+        self.predictor, self.refiner, self.prompts = predictor, refiner, prompts
+        self.batch_size, self.workers, self.max_side = batch_size, workers, max_side
+
+    def run(self, items: list[InputImage]) -> Iterator[Predicted]:
+        for batch in decoded_batches(items, self.batch_size, self.workers, self.max_side):
+            good = [d for d in batch if d.error is None]
+            for d in batch:
+                if d.error is not None:
+                    yield Predicted(d.item, None, None, d.error)
+            if good:
+                yield from self._predict(good)
+
+    def _predict(self, batch: list[Decoded]) -> list[Predicted]:
+        try:
+            dets = self._model([d.image for d in batch], [self._prompts(d) for d in batch])
+        except Exception as e:
+            if len(batch) > 1:  # find the image that fails; the others still count
+                return [p for d in batch for p in self._predict([d])]
+            return [Predicted(batch[0].item, batch[0].size, None,
+                              f"{batch[0].item.path}: model failed: {type(e).__name__}: {e}")]
+        return [Predicted(d.item, d.size, det.to_instances(d.size)) for d, det in zip(batch, dets)]
+
+    def _prompts(self, d: Decoded) -> list[Prompt] | None:
+        if self.prompts is None:
+            return None
+        s = d.image.shape[0] / d.size[0]
+        return [scale_prompt(p, s) for p in self.prompts.get(d.item.name, [])]
+
+    def _model(self, images: list[np.ndarray], prompts) -> list[Detections]:
+        dets = self.predictor.predict(images, prompts if self.prompts is not None else None)
+        if self.refiner is None:
+            return dets
+        refined = self.refiner.predict(
+            images, [[Prompt(box=[float(v) for v in b], label=lb) for b, lb in zip(d.boxes, d.labels)]
+                     for d in dets])
+        return [Detections(d.labels, d.scores, r.masks, class_probs=d.class_probs,
+                           mask_quality=r.mask_quality if r.mask_quality is not None else d.mask_quality,
+                           boxes=d.boxes)
+                for d, r in zip(dets, refined)]

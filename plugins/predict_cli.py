@@ -1,0 +1,156 @@
+"""``annot predict``: batch pre-annotation of image folders."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from annot.errors import AnnotError
+
+
+def _cpus() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+@click.command("predict", context_settings={"show_default": True})
+@click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path), metavar="IMAGES_OR_DIR...")
+@click.option("--model", "spec", required=True, metavar="SPEC",
+              help="maskrcnn (promoted in the store), NAME@V (a store version), grabcut, sam, or any installed "
+                   "predictor; see `annot plugins list`.")
+@click.option("-o", "--output", "out", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["labelstudio", "coco"]), default="labelstudio",
+              help="labelstudio: import-ready tasks with predictions; coco: a results list for COCO.loadRes "
+                   "(+ OUT stem.images.json).")
+@click.option("--score-threshold", type=float, default=0.5, help="Drop detections scoring below this.")
+@click.option("--checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A checkpoint file instead of the store (maskrcnn .pt, SAM .pth).")
+@click.option("--weights", type=click.Choice(["coco"]), help="maskrcnn: torchvision's COCO weights.")
+@click.option("--backbone", type=click.Choice(["resnet50_fpn_v2", "mobilenet_v3_large_fpn"]),
+              help="maskrcnn: when the checkpoint does not say [default: resnet50 on GPU, mobilenet on CPU].")
+@click.option("--refine", type=click.Choice(["sam", "grabcut"]),
+              help="Re-segment each detected box with SAM (or GrabCut).")
+@click.option("--sam-checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              envvar="ANNOT_SAM_CHECKPOINT", help="SAM checkpoint for --refine sam [env ANNOT_SAM_CHECKPOINT].")
+@click.option("--gt", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="COCO file of these images: outputs use its image and category ids; grabcut and sam take "
+                   "its boxes as prompts.")
+@click.option("--label-config", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="labelstudio: the project's label config; decides polygons vs brush masks [default: brush].")
+@click.option("--image-url-prefix", help="labelstudio: task image URL = prefix + file name "
+                                         "[default: /data/local-files/?d=NAME].")
+@click.option("--simplify", type=float, default=1.0, help="Tolerance in px when masks become polygons.")
+@click.option("--batch-size", type=click.IntRange(1), default=None, help="Images per model call [default: 8 on "
+                                                                       "GPU, 1 on CPU].")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default=None, help="[default: cuda when available]")
+@click.option("--workers", type=click.IntRange(0), default=None,
+              help="Image-decoding processes [default: min(4, cores - 1)].")
+@click.option("--max-side", type=click.IntRange(64), default=2048,
+              help="Larger images are downscaled to this for the model; masks are scaled back.")
+@click.option("--shard", metavar="I/N", help="Only the I-th of N disjoint slices of the images (by content hash; "
+                                             "I from 1).")
+@click.option("--resume", is_flag=True, help="Keep the images OUT (or an interrupted run) already has.")
+@click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
+@click.option("--db", "db_url", envvar="ANNOT_DB", help="Store database URL [default: sqlite:///annot.db].")
+@click.option("--store", "store_path", envvar="ANNOT_STORE", type=click.Path(path_type=Path),
+              help="Store directory [default: ./annot-store].")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar, no summary.")
+def predict(images, spec, out, fmt, score_threshold, checkpoint, weights, backbone, refine, sam_checkpoint, gt,
+            label_config, image_url_prefix, simplify, batch_size, device, workers, max_side, shard, resume,
+            overwrite, db_url, store_path, quiet):
+    """Pre-annotate images with a model: Label Studio tasks or COCO results."""
+    import torch
+
+    from annot.parallel import progress
+
+    from . import registry
+    from .batch_predict import BatchPredictor
+    from .ground_truth import GroundTruth
+    from .inputs import find_images, parse_shard, select_shard
+    from .model_spec import load_model
+    from .predict_output import OutputSpec, PredictionWriter
+
+    if resume and overwrite:
+        raise click.UsageError("--resume and --overwrite exclude each other")
+    if fmt != "labelstudio" and (label_config or image_url_prefix):
+        raise click.UsageError("--label-config and --image-url-prefix apply to --format labelstudio")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise AnnotError("--device cuda: no CUDA device is visible to torch here")
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cpu":
+        torch.set_num_threads(_cpus())
+    batch_size = batch_size or (8 if device == "cuda" else 1)
+    workers = min(4, max(_cpus() - 1, 1)) if workers is None else workers
+
+    items = find_images(list(images))
+    truth = GroundTruth.read(gt) if gt else None
+    unmatched = []
+    if truth is not None:
+        items, unmatched = truth.match(items)
+    if shard:
+        items = select_shard(items, *parse_shard(shard))
+
+    loaded = load_model(spec, checkpoint=checkpoint, weights=weights, db_url=db_url, store_path=store_path,
+                        device=device, score_threshold=score_threshold,
+                        **({"backbone": backbone} if backbone else {}))
+    model = loaded.predictor
+    caps = getattr(model, "capabilities", frozenset())
+    prompted = "automatic" not in caps
+    if prompted and truth is None:
+        raise AnnotError(f"{spec} segments what it is shown: pass --gt BOXES.json (a COCO file whose boxes become "
+                         f"prompts, e.g. from `annot convert voc coco`), or use a detector (maskrcnn)")
+    refiner, version = None, loaded.version
+    if refine:
+        if prompted:
+            raise click.UsageError("--refine re-segments a detector's boxes; use it with a detector such as maskrcnn")
+        refiner = registry.get(refine)
+        refiner.load(checkpoint=sam_checkpoint, device=device)
+        version = f"{version}+{refine}"
+
+    categories = truth.categories if truth is not None else _classes(model)
+    writer = PredictionWriter(OutputSpec(out, fmt, version, categories, label_config, image_url_prefix, simplify),
+                              items, resume=resume, overwrite=overwrite)
+    for it in unmatched:
+        writer.report.error(str(it.path), None, f"{it.name} is not an image of {gt}")
+    todo = [it for it in items if it.name not in writer.done]
+    runner = BatchPredictor(model, refiner, truth.prompts_by_name(todo) if prompted else None,
+                            batch_size=batch_size, workers=workers, max_side=max_side)
+    bar = progress(runner.run(todo), len(todo), "predict", quiet, unit="img")
+    try:
+        for result in bar:
+            writer.add(result)
+    except KeyboardInterrupt:
+        writer.close()
+        click.echo(f"annot: interrupted; {len(writer.records)} image(s) kept in {writer.journal}: rerun with "
+                   "--resume to go on", err=True)
+        raise
+    total = writer.finish()
+    _summary(writer, out, total, version, quiet)
+    if todo and writer.added == 0:
+        raise AnnotError(f"no image could be predicted ({len(writer.report.skips)} skipped)")
+
+
+def _classes(model):
+    from annot.model import Category
+
+    classes = getattr(model, "classes", None)
+    return [Category(k, n) for k, n in enumerate(classes, start=1)] if classes else None
+
+
+def _summary(writer, out: Path, total: int, version: str, quiet: bool) -> None:
+    from annot.io import write_json_atomic
+
+    skips = writer.report.skips
+    for s in skips:
+        click.echo(f"annot: skipped {s.reason if s.reason.startswith(s.path) else f'{s.path}: {s.reason}'}",
+                   err=True)
+    if skips or writer.report.warnings:
+        write_json_atomic(out.with_name(out.name + ".report.json"), writer.report.to_dict(), overwrite=True,
+                          indent=True)
+    if not quiet:
+        sys.stdout.write(f"{out}: {total} image(s) ({writer.added} predicted now, {len(skips)} skipped) "
+                         f"by {version}\n")
+        for kind, n in sorted(writer.report.warnings.items()):
+            sys.stdout.write(f"  warning: {kind}: {n}\n")

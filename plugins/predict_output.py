@@ -1,0 +1,230 @@
+"""What ``annot predict`` writes, and how an interrupted run resumes.
+
+``labelstudio``: import-ready tasks, one per image, each with one prediction
+(``model_version``, task ``score`` = mean region score); regions go to the
+label config's controls through the converters' Label Studio writer (brush
+RLE keeps holes; polygons are traced with ``simplify`` px tolerance).
+
+``coco``: a COCO results list (``COCO.loadRes`` reads it) with RLE masks and,
+when the model gives them, ``class_probs`` and ``mask_quality`` per detection;
+beside it ``<OUT stem>.images.json``, a COCO file with the images and
+categories the results refer to (``COCO(images).loadRes(OUT)`` works without
+any ground truth).
+
+Each predicted image is appended to a journal (``OUT.partial``, JSON lines) the
+moment it is done; OUT itself is written atomically at the end and the journal
+removed. ``--resume`` keeps what OUT and the journal already hold and predicts
+only the rest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+
+from annot.errors import AnnotError
+from annot.io import check_writable, write_json_atomic
+from annot.model import Annotation, Category, Dataset, Image
+from annot.options import ConvertOptions
+from annot.report import Report
+
+from .batch_predict import Predicted
+from .inputs import InputImage
+
+FORMATS = ("labelstudio", "coco")
+
+
+@dataclass
+class OutputSpec:
+    out: Path
+    fmt: str
+    model_version: str
+    categories: list[Category] | None = None  # None: from the labels predicted, sorted
+    label_config: Path | None = None
+    image_url_prefix: str | None = None
+    simplify: float = 1.0
+
+
+def images_path(out: Path) -> Path:
+    return Path(out).with_name(Path(out).stem + ".images.json")
+
+
+def journal_path(out: Path) -> Path:
+    return Path(out).with_name(Path(out).name + ".partial")
+
+
+class PredictionWriter:
+    def __init__(self, spec: OutputSpec, inputs: list[InputImage], resume: bool = False, overwrite: bool = False):
+        if spec.fmt not in FORMATS:
+            raise AnnotError(f"unknown output format {spec.fmt!r}; known: {', '.join(FORMATS)}")
+        self.spec, self.out, self.journal = spec, Path(spec.out), journal_path(spec.out)
+        self.by_name = {im.name: im for im in inputs}
+        self.report = Report("skip")
+        self._config = None
+        self.previous: list[tuple[str | None, object]] = []  # (name, raw record of OUT) kept on resume
+        self.previous_images: dict[str, dict] = {}  # coco: name -> image entry of the images file
+        self.records: dict[str, dict] = {}  # name -> journal record
+        self.added = 0  # images predicted by this run
+        if resume:
+            self._load_previous()
+        else:
+            if self.journal.exists() and not overwrite:
+                raise AnnotError(f"{self.journal} is left from an interrupted run: pass --resume to continue it "
+                                 "or --overwrite to start over")
+            check_writable(self.out, overwrite)
+            if spec.fmt == "coco":
+                check_writable(images_path(self.out), overwrite)
+            self.journal.unlink(missing_ok=True)
+        self.journal.parent.mkdir(parents=True, exist_ok=True)
+        self._fh = open(self.journal, "ab")
+
+    # -- what is already done -------------------------------------------------
+
+    @property
+    def done(self) -> set[str]:
+        return {n for n, _ in self.previous if n is not None} | set(self.records)
+
+    def _load_previous(self) -> None:
+        if self.out.exists():
+            try:
+                data = orjson.loads(self.out.read_bytes())
+                if self.spec.fmt == "coco":
+                    self._load_previous_coco(data)
+                else:
+                    self._load_previous_tasks(data)
+            except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError) as e:
+                raise AnnotError(f"{self.out}: cannot resume from it: not a {self.spec.fmt} output of annot "
+                                 f"predict ({e})") from None
+        if self.journal.exists():
+            for line in self.journal.read_bytes().splitlines():
+                try:
+                    rec = orjson.loads(line)
+                except orjson.JSONDecodeError:  # the line being written when the run was killed
+                    continue
+                self.records[rec["name"]] = rec
+
+    def _load_previous_tasks(self, tasks: list) -> None:
+        key = self.config.data_key
+        by_url = {self._url(n): n for n in self.by_name}
+        self.previous = [(by_url.get(t["data"][key]), t) for t in tasks]
+
+    def _load_previous_coco(self, results: list) -> None:
+        meta = orjson.loads(images_path(self.out).read_bytes())
+        self.previous_images = {im["file_name"]: im for im in meta["images"]}
+        if self.spec.categories is None:
+            self.spec.categories = [Category(c["id"], c["name"]) for c in meta["categories"]]
+        for name, im in self.previous_images.items():
+            known = self.by_name.get(name)
+            if known is not None and known.image_id != im["id"]:
+                raise AnnotError(f"{self.out}: {name} has id {im['id']} there but {known.image_id} now: the inputs "
+                                 "changed since; write to a new file")
+        by_id = defaultdict(list)
+        for r in results:
+            by_id[r["image_id"]].append(r)
+        self.previous = [(name, by_id.get(im["id"], [])) for name, im in self.previous_images.items()]
+
+    # -- adding ---------------------------------------------------------------
+
+    def add(self, p: Predicted) -> None:
+        if p.error is not None:
+            self.report.error(str(p.item.path), None, p.error)
+            return
+        rec = {"name": p.item.name, "id": p.item.image_id, "height": p.size[0], "width": p.size[1],
+               "instances": [{"label": i.label, "bbox": i.bbox, "area": i.area, "segmentation": i.segmentation,
+                              "score": i.score, "extra": i.extra} for i in p.instances]}
+        self._fh.write(orjson.dumps(rec, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n")
+        self._fh.flush()
+        self.records[p.item.name] = rec
+        self.added += 1
+
+    def close(self) -> None:
+        self._fh.close()
+
+    # -- the final file -------------------------------------------------------
+
+    def finish(self) -> int:
+        """Write OUT (and the images file), drop the journal; images in OUT."""
+        self.close()
+        if self.spec.fmt == "coco":
+            n = self._finish_coco()
+        else:
+            n = self._finish_tasks()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.journal)
+        return n
+
+    @property
+    def config(self):
+        from annot.converters.labelstudio_config import LabelConfig
+
+        if self._config is None:
+            self._config = (LabelConfig.from_file(self.spec.label_config) if self.spec.label_config
+                            else LabelConfig.default())
+        return self._config
+
+    def _url(self, name: str) -> str:
+        from annot.converters.labelstudio_refs import image_url
+
+        return image_url(name, self.spec.image_url_prefix)
+
+    def _categories(self) -> list[Category]:
+        if self.spec.categories is not None:
+            return self.spec.categories
+        labels = sorted({i["label"] for r in self.records.values() for i in r["instances"]})
+        return [Category(k, n) for k, n in enumerate(labels, start=1)]
+
+    def _dataset(self, rec: dict, ids: dict[str, int]) -> Dataset:
+        img = Image(rec["id"], rec["name"], rec["width"], rec["height"])
+        anns = [Annotation(k, rec["id"], ids[i["label"]], i["bbox"], i["area"], i["segmentation"],
+                           score=i["score"])
+                for k, i in enumerate(rec["instances"], start=1)]
+        return Dataset([img], self._categories(), anns)
+
+    def _label_ids(self) -> dict[str, int]:
+        ids: dict[str, int] = {}
+        for c in self._categories():
+            ids.setdefault(c.name, c.id)
+        missing = {i["label"] for r in self.records.values() for i in r["instances"]} - set(ids)
+        if missing:
+            raise AnnotError(f"predicted labels {sorted(missing)} are not among the categories "
+                             f"({', '.join(ids)})")
+        return ids
+
+    def _finish_tasks(self) -> int:
+        from annot.converters.labelstudio_writer import to_tasks
+
+        opts = ConvertOptions(as_="predictions", model_version=self.spec.model_version,
+                              image_url_prefix=self.spec.image_url_prefix, simplify=self.spec.simplify)
+        ids = self._label_ids()
+        order = {n: im.image_id for n, im in self.by_name.items()}
+        rows = [(order.get(n, float("inf")) if n else float("inf"), t) for n, t in self.previous]
+        for rec in self.records.values():
+            (task,) = to_tasks(self._dataset(rec, ids), self.config, opts, self.report)
+            rows.append((rec["id"], task))
+        rows.sort(key=lambda r: r[0])
+        write_json_atomic(self.out, [t for _, t in rows], overwrite=True)
+        return len(rows)
+
+    def _finish_coco(self) -> int:
+        ids = self._label_ids()
+        images = dict(self.previous_images)
+        results = [r for _, rs in self.previous for r in rs]
+        for name, rec in sorted(self.records.items(), key=lambda kv: kv[1]["id"]):
+            images[name] = {"id": rec["id"], "file_name": name, "width": rec["width"], "height": rec["height"]}
+            for i in rec["instances"]:
+                r = {"image_id": rec["id"], "category_id": ids[i["label"]], "bbox": i["bbox"],
+                     "score": i["score"], "segmentation": i["segmentation"], "area": i["area"]}
+                r.update(i["extra"] or {})
+                results.append(r)
+        categories = [{"id": c.id, "name": c.name} for c in self._categories() if c.name != "N/A"]
+        meta = {"images": sorted(images.values(), key=lambda im: im["id"]), "annotations": [],
+                "categories": categories}
+        write_json_atomic(images_path(self.out), meta, overwrite=True)
+        write_json_atomic(self.out, results, overwrite=True)
+        return len(images)
+
