@@ -34,37 +34,52 @@ def ms(f, n: int) -> float:
     return statistics.median(out)
 
 
+def measure(model_type: str = "vit_b", checkpoint: str | None = None, device: str = "cpu", clicks: int = 20,
+            images: int = 2, precision: str = "auto") -> dict:
+    """Median ms: encoder per image, bare decoder per click, cached click through annot."""
+    sam = sam_model_registry[model_type](checkpoint=checkpoint)
+    plugin = SamPlugin()
+    plugin.load(sam=sam, device=device, precision=precision)
+    rng = np.random.default_rng(0)
+    pictures = [rng.integers(0, 255, (480, 640, 3), dtype=np.uint8) for _ in range(images)]
+    t = time.perf_counter()
+    for im in pictures:
+        plugin.embed(im)
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    enc = (time.perf_counter() - t) * 1000 / len(pictures)
+    prompt = Prompt(box=[200, 150, 120, 160], positive=[(260, 230)])
+    plugin.predict([pictures[0]], [[prompt]])  # sets the image; warms up
+    bare = ms(lambda: plugin.predictor.predict(point_coords=np.array([[260, 230]], np.float32),
+                                               point_labels=np.array([1]),
+                                               box=np.array([200, 150, 320, 310], np.float32),
+                                               multimask_output=True), clicks)
+    cached = ms(lambda: plugin.predict([pictures[0]], [[prompt]]), clicks)
+    return {"encoder": enc, "bare": bare, "cached": cached, "encoder_calls": plugin.encoder_calls,
+            "images": images, "clicks": clicks + 1}
+
+
+def report(r: dict, model_type: str, device: str, checkpoint: str | None, precision: str = "auto") -> None:
+    print(f"SAM {model_type} on {device} ({'checkpoint' if checkpoint else 'random weights'}, encoder precision "
+          f"{precision}), 640x480 images")
+    print(f"  encoder           {r['encoder']:9.1f} ms/image")
+    print(f"  decoder (bare)    {r['bare']:9.1f} ms/click")
+    print(f"  cached click      {r['cached']:9.1f} ms/click  = {r['cached'] / r['bare']:.2f}x the bare decoder "
+          "(goal <= 1.2x)")
+    print(f"  encoder calls: {r['encoder_calls']} for {r['images']} images and {r['clicks']} clicks")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model-type", default="vit_b", choices=["vit_b", "vit_l", "vit_h"])
     ap.add_argument("--checkpoint", default=None)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
     ap.add_argument("--clicks", type=int, default=20)
     ap.add_argument("--images", type=int, default=2)
     args = ap.parse_args()
-    torch.set_num_threads(torch.get_num_threads())
-    sam = sam_model_registry[args.model_type](checkpoint=args.checkpoint)
-    plugin = SamPlugin()
-    plugin.load(sam=sam, device=args.device)
-    rng = np.random.default_rng(0)
-    images = [rng.integers(0, 255, (480, 640, 3), dtype=np.uint8) for _ in range(args.images)]
-    t = time.perf_counter()
-    for im in images:
-        plugin.embed(im)
-    enc = (time.perf_counter() - t) * 1000 / len(images)
-    prompt = Prompt(box=[200, 150, 120, 160], positive=[(260, 230)])
-    plugin.predict([images[0]], [[prompt]])  # sets the image; warms up
-    bare = ms(lambda: plugin.predictor.predict(point_coords=np.array([[260, 230]], np.float32),
-                                               point_labels=np.array([1]),
-                                               box=np.array([200, 150, 320, 310], np.float32),
-                                               multimask_output=True), args.clicks)
-    cached = ms(lambda: plugin.predict([images[0]], [[prompt]]), args.clicks)
-    print(f"SAM {args.model_type} on {args.device} ({'checkpoint' if args.checkpoint else 'random weights'}), "
-          f"640x480 images")
-    print(f"  encoder           {enc:9.1f} ms/image")
-    print(f"  decoder (bare)    {bare:9.1f} ms/click")
-    print(f"  cached click      {cached:9.1f} ms/click  = {cached / bare:.2f}x the bare decoder (goal <= 1.2x)")
-    print(f"  encoder calls: {plugin.encoder_calls} for {len(images)} images and {args.clicks + 1} clicks")
+    r = measure(args.model_type, args.checkpoint, args.device, args.clicks, args.images, args.precision)
+    report(r, args.model_type, args.device, args.checkpoint, args.precision)
     return 0
 
 

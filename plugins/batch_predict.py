@@ -61,10 +61,10 @@ class _Files(Dataset):
         return item, torch.from_numpy(np.ascontiguousarray(image)), size, None  # tensors cross in shared memory
 
 
-def decoded_batches(items: list[InputImage], batch_size: int, workers: int,
-                    max_side: int | None) -> Iterator[list[Decoded]]:
+def decoded_batches(items: list[InputImage], batch_size: int, workers: int, max_side: int | None,
+                    pin_memory: bool = False) -> Iterator[list[Decoded]]:
     loader = DataLoader(_Files(items, max_side), batch_size=batch_size, num_workers=workers, collate_fn=list,
-                        prefetch_factor=2 if workers else None)
+                        prefetch_factor=2 if workers else None, pin_memory=pin_memory)
     for batch in loader:
         yield [Decoded(it, None if im is None else im.numpy(), size, err) for it, im, size, err in batch]
 
@@ -85,12 +85,12 @@ class BatchPredictor:
     """
 
     def __init__(self, predictor, refiner=None, prompts: dict[str, list[Prompt]] | None = None,
-                 batch_size: int = 4, workers: int = 2, max_side: int | None = 2048):
+                 batch_size: int = 4, workers: int = 2, max_side: int | None = 2048, pin_memory: bool = False):
         self.predictor, self.refiner, self.prompts = predictor, refiner, prompts
-        self.batch_size, self.workers, self.max_side = batch_size, workers, max_side
+        self.batch_size, self.workers, self.max_side, self.pin_memory = batch_size, workers, max_side, pin_memory
 
     def run(self, items: list[InputImage]) -> Iterator[Predicted]:
-        for batch in decoded_batches(items, self.batch_size, self.workers, self.max_side):
+        for batch in decoded_batches(items, self.batch_size, self.workers, self.max_side, self.pin_memory):
             good = [d for d in batch if d.error is None]
             for d in batch:
                 if d.error is not None:

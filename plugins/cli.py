@@ -30,10 +30,10 @@ def plugins_list(as_json):
     from rich.table import Table
 
     t = Table(title="annot predictors")
-    for col in ("name", "capabilities", "status", "provided by"):
+    for col in ("name", "capabilities", "device", "status", "provided by"):
         t.add_column(col)
     for i in infos:
-        t.add_row(i.name, ", ".join(i.capabilities), i.status, i.target)
+        t.add_row(i.name, ", ".join(i.capabilities), i.device, i.status, i.target)
     Console().print(t)
 
 

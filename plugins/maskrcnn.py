@@ -35,6 +35,7 @@ from torchvision.ops import boxes as box_ops
 
 from annot.errors import AnnotError
 
+from .precision import autocast
 from .predictor import Detections
 
 BACKBONES = ("resnet50_fpn_v2", "mobilenet_v3_large_fpn")
@@ -117,12 +118,16 @@ class MaskRCNNPredictor:
         self.classes: list[str] = []
         self.device = "cpu"
         self.score_threshold = 0.5
+        self.precision = "auto"
 
     def load(self, checkpoint=None, model: MaskRCNN | None = None, classes: list[str] | None = None,
              backbone: str | None = None, device: str | None = None, score_threshold: float = 0.5,
-             weights: str | None = None, **_) -> None:
+             weights: str | None = None, precision: str = "auto", **_) -> None:
         """From ``checkpoint`` (a path), torchvision's COCO weights
-        (``weights="coco"``), or an in-memory ``model`` with its ``classes``."""
+        (``weights="coco"``), or an in-memory ``model`` with its ``classes``.
+        ``precision``: auto (bf16 autocast on GPUs that have it, else fp16;
+        fp32 on CPU), fp32, bf16 or fp16."""
+        self.precision = precision
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         if weights == "coco":
             model, classes = coco_model()
@@ -148,6 +153,15 @@ class MaskRCNNPredictor:
             raise AnnotError(f"maskrcnn: the model predicts {n_out - 1} classes, {len(classes)} were named")
         self.model, self.classes, self.score_threshold = model.to(self.device).eval(), list(classes), score_threshold
 
+    @staticmethod
+    def default_device() -> str:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+
+    @staticmethod
+    def availability() -> str:
+        cached = "cached" if coco_weights_path().is_file() else "not cached"
+        return f"ok: weights from the store, --checkpoint, or --weights coco ({cached})"
+
     def default_backbone(self) -> str:
         return "resnet50_fpn_v2" if torch.cuda.is_available() else "mobilenet_v3_large_fpn"
 
@@ -156,8 +170,7 @@ class MaskRCNNPredictor:
         # uint8 crosses to the device (4x less than float), then is scaled there
         tensors = [(torch.from_numpy(im) if im.flags.writeable else torch.tensor(im))
                    .to(self.device, non_blocking=True).permute(2, 0, 1).float() / 255 for im in images]
-        use_amp = self.device == "cuda"
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
+        with autocast(self.device, self.precision):
             outputs = self.model(tensors)
         out = []
         for o in outputs:

@@ -45,6 +45,8 @@ def _cpus() -> int:
 @click.option("--batch-size", type=click.IntRange(1), default=None, help="Images per model call [default: 8 on "
                                                                        "GPU, 1 on CPU].")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default=None, help="[default: cuda when available]")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto",
+              help="auto: bf16 autocast on GPUs that support it (else fp16), fp32 on CPU.")
 @click.option("--workers", type=click.IntRange(0), default=None,
               help="Image-decoding processes [default: min(4, cores - 1)].")
 @click.option("--max-side", type=click.IntRange(64), default=2048,
@@ -58,7 +60,7 @@ def _cpus() -> int:
               help="Store directory [default: ./annot-store].")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar, no summary.")
 def predict(images, spec, out, fmt, score_threshold, checkpoint, weights, backbone, refine, sam_checkpoint, gt,
-            label_config, image_url_prefix, simplify, batch_size, device, workers, max_side, shard, resume,
+            label_config, image_url_prefix, simplify, batch_size, device, precision, workers, max_side, shard, resume,
             overwrite, db_url, store_path, quiet):
     """Pre-annotate images with a model: Label Studio tasks or COCO results."""
     import torch
@@ -92,8 +94,10 @@ def predict(images, spec, out, fmt, score_threshold, checkpoint, weights, backbo
     if shard:
         items = select_shard(items, *parse_shard(shard))
 
+    writer = PredictionWriter(OutputSpec(out, fmt, "", None, label_config, image_url_prefix, simplify), items,
+                              resume=resume, overwrite=overwrite)  # refuses a taken OUT before loading a model
     loaded = load_model(spec, checkpoint=checkpoint, weights=weights, db_url=db_url, store_path=store_path,
-                        device=device, score_threshold=score_threshold,
+                        device=device, score_threshold=score_threshold, precision=precision,
                         **({"backbone": backbone} if backbone else {}))
     model = loaded.predictor
     caps = getattr(model, "capabilities", frozenset())
@@ -106,17 +110,22 @@ def predict(images, spec, out, fmt, score_threshold, checkpoint, weights, backbo
         if prompted:
             raise click.UsageError("--refine re-segments a detector's boxes; use it with a detector such as maskrcnn")
         refiner = registry.get(refine)
-        refiner.load(checkpoint=sam_checkpoint, device=device)
+        refiner.load(checkpoint=sam_checkpoint, device=device, precision=precision)
         version = f"{version}+{refine}"
 
-    categories = truth.categories if truth is not None else _classes(model)
-    writer = PredictionWriter(OutputSpec(out, fmt, version, categories, label_config, image_url_prefix, simplify),
-                              items, resume=resume, overwrite=overwrite)
+    classes = getattr(model, "classes", None)
+    if truth is not None and classes and not prompted:
+        missing = sorted(set(classes) - {c.name for c in truth.categories})
+        if missing:
+            raise AnnotError(f"{gt}: has no category for the model's classes {missing}")
+    writer.spec.model_version = version
+    if writer.spec.categories is None:  # a resumed COCO output keeps its own
+        writer.spec.categories = truth.categories if truth is not None else _categories(classes)
     for it in unmatched:
         writer.report.error(str(it.path), None, f"{it.name} is not an image of {gt}")
     todo = [it for it in items if it.name not in writer.done]
     runner = BatchPredictor(model, refiner, truth.prompts_by_name(todo) if prompted else None,
-                            batch_size=batch_size, workers=workers, max_side=max_side)
+                            batch_size=batch_size, workers=workers, max_side=max_side, pin_memory=device == "cuda")
     bar = progress(runner.run(todo), len(todo), "predict", quiet, unit="img")
     try:
         for result in bar:
@@ -132,10 +141,9 @@ def predict(images, spec, out, fmt, score_threshold, checkpoint, weights, backbo
         raise AnnotError(f"no image could be predicted ({len(writer.report.skips)} skipped)")
 
 
-def _classes(model):
+def _categories(classes):
     from annot.model import Category
 
-    classes = getattr(model, "classes", None)
     return [Category(k, n) for k, n in enumerate(classes, start=1)] if classes else None
 
 

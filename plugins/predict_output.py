@@ -28,7 +28,7 @@ from pathlib import Path
 import orjson
 
 from annot.errors import AnnotError
-from annot.io import check_writable, write_json_atomic
+from annot.io import check_writable, is_stream, write_json_atomic
 from annot.model import Annotation, Category, Dataset, Image
 from annot.options import ConvertOptions
 from annot.report import Report
@@ -63,6 +63,8 @@ class PredictionWriter:
         if spec.fmt not in FORMATS:
             raise AnnotError(f"unknown output format {spec.fmt!r}; known: {', '.join(FORMATS)}")
         self.spec, self.out, self.journal = spec, Path(spec.out), journal_path(spec.out)
+        if is_stream(self.out):
+            raise AnnotError(f"-o {self.out}: predict writes a file (and a journal beside it), not a device or pipe")
         self.by_name = {im.name: im for im in inputs}
         self.report = Report("skip")
         self._config = None
@@ -80,8 +82,7 @@ class PredictionWriter:
             if spec.fmt == "coco":
                 check_writable(images_path(self.out), overwrite)
             self.journal.unlink(missing_ok=True)
-        self.journal.parent.mkdir(parents=True, exist_ok=True)
-        self._fh = open(self.journal, "ab")
+        self._fh = None  # the journal opens with the first image, so a run that fails earlier leaves none
 
     # -- what is already done -------------------------------------------------
 
@@ -97,11 +98,15 @@ class PredictionWriter:
                     self._load_previous_coco(data)
                 else:
                     self._load_previous_tasks(data)
-            except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError) as e:
+            except (OSError, orjson.JSONDecodeError, KeyError, TypeError, AttributeError) as e:
                 raise AnnotError(f"{self.out}: cannot resume from it: not a {self.spec.fmt} output of annot "
                                  f"predict ({e})") from None
         if self.journal.exists():
-            for line in self.journal.read_bytes().splitlines():
+            data = self.journal.read_bytes()
+            if data and not data.endswith(b"\n"):  # killed mid-line: new lines must not extend the broken one
+                with open(self.journal, "ab") as f:
+                    f.write(b"\n")
+            for line in data.splitlines():
                 try:
                     rec = orjson.loads(line)
                 except orjson.JSONDecodeError:  # the line being written when the run was killed
@@ -137,13 +142,17 @@ class PredictionWriter:
         rec = {"name": p.item.name, "id": p.item.image_id, "height": p.size[0], "width": p.size[1],
                "instances": [{"label": i.label, "bbox": i.bbox, "area": i.area, "segmentation": i.segmentation,
                               "score": i.score, "extra": i.extra} for i in p.instances]}
+        if self._fh is None:
+            self.journal.parent.mkdir(parents=True, exist_ok=True)
+            self._fh = open(self.journal, "ab")
         self._fh.write(orjson.dumps(rec, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n")
         self._fh.flush()
         self.records[p.item.name] = rec
         self.added += 1
 
     def close(self) -> None:
-        self._fh.close()
+        if self._fh is not None:
+            self._fh.close()
 
     # -- the final file -------------------------------------------------------
 

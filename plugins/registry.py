@@ -22,6 +22,7 @@ class PluginInfo:
     target: str  # "module:attr"
     status: str  # "ok" or why it cannot run here
     capabilities: list[str]
+    device: str  # where it would run here: "cuda" or "cpu"
 
 
 def _entry_points() -> dict:
@@ -51,7 +52,8 @@ def available() -> list[PluginInfo]:
             cls = ep.load()
             status = getattr(cls, "availability", lambda: "ok")()
             caps = sorted(getattr(cls, "capabilities", ()))
+            device = cls.default_device() if hasattr(cls, "default_device") else getattr(cls, "device", "cpu")
         except Exception as e:  # a broken plugin is listed with its reason, never fatal
-            status, caps = f"cannot import: {type(e).__name__}: {e}", []
-        out.append(PluginInfo(name, ep.value, status, caps))
+            status, caps, device = f"cannot import: {type(e).__name__}: {e}", [], "-"
+        out.append(PluginInfo(name, ep.value, status, caps, device))
     return out

@@ -33,6 +33,13 @@ class SamPlugin:
         self.predictor = None
         self.cache = EmbeddingCache()
         self.encoder_calls = 0
+        self.precision = "auto"
+
+    @staticmethod
+    def default_device() -> str:
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
 
     @staticmethod
     def availability() -> str:
@@ -42,7 +49,7 @@ class SamPlugin:
         return "ok" if os.path.isfile(path) else f"checkpoint {path} not found (else use grabcut)"
 
     def load(self, model_type: str | None = None, checkpoint: str | None = None, device: str | None = None,
-             cache: EmbeddingCache | None = None, sam=None, **_) -> None:
+             cache: EmbeddingCache | None = None, sam=None, precision: str = "auto", **_) -> None:
         """``model_type`` defaults to the one the checkpoint's file name says
         (``sam_vit_h_4b8939.pth``), else vit_b. ``sam``: an already built
         model (tests build a tiny one)."""
@@ -65,6 +72,7 @@ class SamPlugin:
                 raise AnnotError(f"{checkpoint}: not a SAM {model_type} checkpoint: "
                                  f"{str(e).splitlines()[0]}") from None
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.precision = precision
         sam.to(self.device).eval()
         self.predictor = SamPredictor(sam)
         if cache is not None:
@@ -75,7 +83,10 @@ class SamPlugin:
         key = image_key(image)
         emb = self.cache.get(key)
         if emb is None:
-            self.predictor.set_image(image)
+            from .precision import autocast
+
+            with autocast(self.device, self.precision):
+                self.predictor.set_image(image)  # the ViT encoder: where the time goes
             self.encoder_calls += 1
             emb = self.cache.put(key, self.predictor.features.float().cpu().numpy(), persist)
         return key, emb

@@ -21,8 +21,13 @@ def test_builtin_grabcut_is_registered(annot):
     res = annot("plugins", "list", "--json")
     assert res.code == 0
     plugins = {p["name"]: p for p in json.loads(res.out)}
-    assert plugins["grabcut"]["status"] == "ok"
+    assert plugins["grabcut"]["status"] == "ok" and plugins["grabcut"]["device"] == "cpu"
     assert plugins["grabcut"]["target"] == "annot.plugins.grabcut:GrabCutPredictor"
+    import torch
+
+    here = "cuda" if torch.cuda.is_available() else "cpu"
+    assert plugins["maskrcnn"]["device"] == plugins["sam"]["device"] == here
+    assert plugins["maskrcnn"]["status"].startswith("ok: weights from the store")
     assert isinstance(registry.get("grabcut"), Predictor)
 
 

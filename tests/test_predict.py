@@ -11,6 +11,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 from label_studio_sdk.converter.brush import decode_rle  # noqa: E402
+from label_studio_sdk.label_interface import LabelInterface  # noqa: E402
 from PIL import Image  # noqa: E402
 from pycocotools import mask as mask_utils  # noqa: E402
 from pycocotools.coco import COCO  # noqa: E402
@@ -91,6 +92,10 @@ def test_maskrcnn_labelstudio_and_coco_outputs_agree_with_the_model(annot, proje
         assert [c["score"] for c in mine] == pytest.approx(det.scores.tolist(), abs=1e-6)
 
 
+BRUSH_CONFIG = """<View>
+  <Image name="image" value="$image"/>
+  <BrushLabels name="tag" toName="image"><Label value="square"/><Label value="disc"/></BrushLabels>
+</View>"""
 POLYGON_CONFIG = """<View>
   <Image name="img" value="$picture"/>
   <PolygonLabels name="outline" toName="img"><Label value="square"/><Label value="disc"/></PolygonLabels>
@@ -110,6 +115,11 @@ def test_polygon_config_traces_masks_with_a_tolerance(annot, project, tmp_path):
         assert {(r["type"], r["from_name"], r["to_name"]) for r in regions} == {("polygonlabels", "outline", "img")}
         vertices[name] = sum(len(r["value"]["points"]) for r in regions)
     assert vertices["coarse"] < vertices["exact"]
+    # what Label Studio checks on import: every region valid for the project's config
+    interface = LabelInterface(POLYGON_CONFIG)
+    assert [interface.validate_prediction(t["predictions"][0], return_errors=True) for t in coarse] == [[]] * 4
+    brush_interface = LabelInterface(BRUSH_CONFIG)
+    assert [brush_interface.validate_prediction(t["predictions"][0], return_errors=True) for t in brush] == [[]] * 4
     # traced without tolerance, each polygon rasterises back onto its mask
     for bt, et in zip(brush, exact):
         by_id = {}
@@ -399,7 +409,12 @@ def test_clear_messages_for_what_cannot_run_here(annot, project, tmp_path, monke
     for args, message in cases:
         res = annot("predict", images, "-o", tmp_path / "out.json", *args)
         assert res.code == 2 and message in res.err and "Traceback" not in res.err, (args, res)
-        assert not (tmp_path / "out.json").exists()
+        assert not (tmp_path / "out.json").exists() and not (tmp_path / "out.json.partial").exists()
+    (tmp_path / "gt.json").write_text(json.dumps({"images": [{"id": 1, "file_name": "scene00.png"}],
+                                                  "categories": [{"id": 1, "name": "square"}]}))
+    res = annot("predict", images, "-o", tmp_path / "out.json", "--model", "maskrcnn", "--checkpoint",
+                project / "shapes.pt", "--gt", tmp_path / "gt.json")
+    assert res.code == 2 and "has no category for the model's classes ['disc']" in res.err
     if not torch.cuda.is_available():
         res = annot("predict", images, "-o", tmp_path / "out.json", "--model", "grabcut", "--device", "cuda")
         assert res.code == 2 and "no CUDA device" in res.err
