@@ -412,6 +412,10 @@ def test_clear_messages_for_what_cannot_run_here(annot, project, tmp_path, monke
         assert not (tmp_path / "out.json").exists() and not (tmp_path / "out.json.partial").exists()
     (tmp_path / "gt.json").write_text(json.dumps({"images": [{"id": 1, "file_name": "scene00.png"}],
                                                   "categories": [{"id": 1, "name": "square"}]}))
+    torch.save({"not": torch.zeros(1)}, tmp_path / "sam_vit_b_01ec64.pth")
+    res = annot("predict", images, "-o", tmp_path / "out.json", "--model", "sam", "--checkpoint",
+                tmp_path / "sam_vit_b_01ec64.pth", "--gt", tmp_path / "gt.json")
+    assert res.code == 2 and "sam_vit_b_01ec64.pth: not a SAM vit_b checkpoint" in res.err
     res = annot("predict", images, "-o", tmp_path / "out.json", "--model", "maskrcnn", "--checkpoint",
                 project / "shapes.pt", "--gt", tmp_path / "gt.json")
     assert res.code == 2 and "has no category for the model's classes ['disc']" in res.err
