@@ -52,3 +52,19 @@ def test_checkpoint_round_trip_and_wrong_class_count(trained, tmp_path):
     torch.save({"model": model.state_dict(), "classes": ["only-one"]}, tmp_path / "bad.pt")
     with pytest.raises(Exception, match="box head has 2 classes but it lists 1"):
         MaskRCNNPredictor().load(checkpoint=tmp_path / "bad.pt", device="cpu")
+
+
+def test_bf16_autocast_keeps_box_arithmetic_in_fp32(trained):
+    """Under bf16 autocast torchvision would decode boxes in bf16 (coordinates
+    rounded to bf16 steps); the heads' outputs are
+    cast to fp32 first, so boxes and masks are not quantised."""
+    model, rng = trained
+    pred = MaskRCNNPredictor()
+    pred.load(model=model, classes=CLASSES, device="cpu", score_threshold=0.0, precision="bf16")
+    image, _ = scene(rng)
+    (det,) = pred.predict([image])
+    xyxy = np.concatenate([det.boxes[:, :2], det.boxes[:, :2] + det.boxes[:, 2:]], 1)
+    coords = xyxy[xyxy >= 32]  # bf16 steps are 0.25 px in [32, 64) and 0.5 px in [64, 128)
+    assert len(coords) > 10
+    assert np.mean(coords % 0.25 == 0) < 0.2
+    assert np.allclose(det.class_probs.sum(1), 1, atol=1e-2)
