@@ -5,6 +5,11 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# Label Studio itself, in its own environment (its Django pins would fight
+# annot's); the integration tests start it on 127.0.0.1.
+LS_VENV    := .venv-ls
+LS_VERSION := 1.23.2
+LS_STAMP   := $(LS_VENV)/.installed-$(LS_VERSION)
 
 .PHONY: demo test lint bench clean
 
@@ -13,10 +18,15 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[ml,dev]'
 	touch $(STAMP)
 
+$(LS_STAMP):
+	test -x $(LS_VENV)/bin/python || $(PYTHON) -m venv $(LS_VENV)
+	$(LS_VENV)/bin/python -m pip install --quiet --disable-pip-version-check 'label-studio==$(LS_VERSION)'
+	touch $(LS_STAMP)
+
 demo: $(STAMP)
 	$(BIN)/python examples/demo.py
 
-test: $(STAMP)
+test: $(STAMP) $(LS_STAMP)
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
@@ -26,4 +36,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/convert.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) $(LS_VENV) build *.egg-info .pytest_cache

@@ -76,3 +76,53 @@ def tiny_maskrcnn():
     from tiny_models import train_maskrcnn
 
     return train_maskrcnn()
+
+
+LABEL_STUDIO = REPO / ".venv-ls" / "bin" / "label-studio"  # installed by `make test`
+
+
+@pytest.fixture(scope="session")
+def label_studio(tmp_path_factory):
+    """A real Label Studio server on 127.0.0.1 with a fresh database: (base URL, API token)."""
+    import os
+    import secrets
+    import socket
+    import subprocess
+    import time
+    import urllib.request
+
+    if not LABEL_STUDIO.exists():
+        pytest.skip(f"Label Studio is not installed at {LABEL_STUDIO} (`make test` installs it)")
+    data = tmp_path_factory.mktemp("label-studio")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    token = secrets.token_hex(20)
+    env = {**os.environ, "LABEL_STUDIO_BASE_DATA_DIR": str(data), "LATEST_VERSION_CHECK": "false"}
+    env.pop("HOST", None)
+    log = open(data / "server.log", "wb")
+    proc = subprocess.Popen(
+        [str(LABEL_STUDIO), "start", "--no-browser", "--internal-host", "127.0.0.1", "--port", str(port),
+         "--username", "annot@example.com", "--password", secrets.token_hex(8), "--user-token", token,
+         "--enable-legacy-api-token"], env=env, stdout=log, stderr=subprocess.STDOUT, cwd=data)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 300  # the first start runs Django's migrations
+    try:
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"Label Studio did not start; see {data / 'server.log'}")
+            time.sleep(1)
+        yield url, token
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
