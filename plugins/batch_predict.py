@@ -69,12 +69,12 @@ def decoded_batches(items: list[InputImage], batch_size: int, workers: int, max_
         yield [Decoded(it, None if im is None else im.numpy(), size, err) for it, im, size, err in batch]
 
 
-def scale_prompt(p: Prompt, s: float) -> Prompt:
-    if s == 1.0:
+def scale_prompt(p: Prompt, sx: float, sy: float) -> Prompt:
+    if sx == sy == 1.0:
         return p
-    return replace(p, box=None if p.box is None else [v * s for v in p.box],
-                   positive=[(x * s, y * s) for x, y in p.positive],
-                   negative=[(x * s, y * s) for x, y in p.negative])
+    return replace(p, box=None if p.box is None else [p.box[0] * sx, p.box[1] * sy, p.box[2] * sx, p.box[3] * sy],
+                   positive=[(x * sx, y * sy) for x, y in p.positive],
+                   negative=[(x * sx, y * sy) for x, y in p.negative])
 
 
 class BatchPredictor:
@@ -111,8 +111,8 @@ class BatchPredictor:
     def _prompts(self, d: Decoded) -> list[Prompt] | None:
         if self.prompts is None:
             return None
-        s = d.image.shape[0] / d.size[0]
-        return [scale_prompt(p, s) for p in self.prompts.get(d.item.name, [])]
+        sx, sy = d.image.shape[1] / d.size[1], d.image.shape[0] / d.size[0]
+        return [scale_prompt(p, sx, sy) for p in self.prompts.get(d.item.name, [])]
 
     def _model(self, images: list[np.ndarray], prompts) -> list[Detections]:
         dets = self.predictor.predict(images, prompts if self.prompts is not None else None)

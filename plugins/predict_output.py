@@ -112,6 +112,8 @@ class PredictionWriter:
                 except orjson.JSONDecodeError:  # the line being written when the run was killed
                     continue
                 self.records[rec["name"]] = rec
+        for name, _ in self.previous:  # killed between writing OUT and removing the journal: OUT has them
+            self.records.pop(name, None)
 
     def _load_previous_tasks(self, tasks: list) -> None:
         key = self.config.data_key

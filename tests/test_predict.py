@@ -192,6 +192,11 @@ def test_resume_after_an_interruption_predicts_only_the_rest(annot, project, tmp
     res = annot(*args, "--resume")
     assert res.code == 0 and "7 image(s) (2 predicted now" in res.out
     assert len(load(tmp_path / "out.json")) == 7
+    # killed after writing OUT but before removing the journal: nothing is written twice
+    (tmp_path / "out.json.partial").write_text(json.dumps({"name": "scene00.png", "id": 1, "height": 96,
+                                                           "width": 96, "instances": []}) + "\n")
+    res = annot(*args, "--resume")
+    assert res.code == 0 and "7 image(s) (0 predicted now" in res.out and len(load(tmp_path / "out.json")) == 7
     assert annot(*args).code == 2  # OUT exists: never replaced without --overwrite
 
 
