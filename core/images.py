@@ -12,7 +12,8 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".we
 _TRANSPOSED = {5, 6, 7, 8}  # EXIF orientations that swap width and height
 
 
-def _size(im: Image.Image) -> tuple[int, int, int, int]:
+def sizes(im: Image.Image) -> tuple[int, int, int, int]:
+    """``(width, height, raw_width, raw_height)`` of an open image (see image_size)."""
     w, h = im.size
     try:
         orientation = im.getexif().get(0x0112, 1)
@@ -31,7 +32,7 @@ def image_size(path: Path) -> tuple[int, int, int, int]:
     """
     try:
         with Image.open(path) as im:
-            return _size(im)
+            return sizes(im)
     except UnidentifiedImageError as e:
         raise OSError(f"not an image: {path}") from e
 
@@ -43,4 +44,4 @@ def embedded_image(b64: str) -> tuple[bytes, str, tuple[int, int, int, int]]:
         ext = {"JPEG": ".jpg", "PNG": ".png", "BMP": ".bmp", "GIF": ".gif", "TIFF": ".tif"}.get(
             im.format or "", ".png"
         )
-        return data, ext, _size(im)
+        return data, ext, sizes(im)

@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from annot.errors import AnnotError
+from annot.images import sizes
 
 MAX_PIXELS = 1_500_000_000  # refuse beyond this (PIL's default bomb guard stops at ~179 Mpx)
 _HIGH_DEPTH = ("I;16", "I;16B", "I;16L", "I", "F")
@@ -61,9 +62,7 @@ def load_scaled(path: Path, max_side: int | None = None) -> tuple[np.ndarray, tu
         with _pixel_limit(MAX_PIXELS), warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(path) as im:
-                w, h = im.size
-                orientation = im.getexif().get(0x0112, 1)
-                full = (w, h) if orientation not in (5, 6, 7, 8) else (h, w)
+                full_w, full_h, w, h = sizes(im)  # displayed (EXIF) and stored
                 if max_side and max(w, h) > max_side and im.format == "JPEG":
                     im.draft("RGB", (max(1, w * max_side // max(w, h)), max(1, h * max_side // max(w, h))))
                 im = ImageOps.exif_transpose(im)
@@ -76,4 +75,4 @@ def load_scaled(path: Path, max_side: int | None = None) -> tuple[np.ndarray, tu
         raise AnnotError(f"{path}: image larger than {MAX_PIXELS:,} pixels") from None
     except (OSError, ValueError, SyntaxError) as e:  # PIL raises SyntaxError for some corrupt headers
         raise AnnotError(f"{path}: cannot read image: {e}") from None
-    return arr, (full[1], full[0])
+    return arr, (full_h, full_w)

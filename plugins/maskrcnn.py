@@ -19,6 +19,7 @@ them in the torch cache.
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import torch
@@ -105,6 +106,17 @@ def fp32_box_math(model: MaskRCNN) -> MaskRCNN:
     return model
 
 
+def _load_checkpoint(path) -> dict:
+    """``{"model": state_dict, "classes": [...], ...}``; one clear line when it is not that."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as e:
+        raise AnnotError(f"{path}: not a readable checkpoint: {str(e).splitlines()[0]}") from None
+    if not isinstance(state, dict) or "model" not in state or "classes" not in state:
+        raise AnnotError(f"{path}: not an annot Mask R-CNN checkpoint (a dict with 'model' and 'classes')")
+    return state
+
+
 def coco_weights_path() -> Path:
     """Where torchvision keeps the COCO weights: the torch hub cache (``TORCH_HOME``)."""
     return Path(torch.hub.get_dir()) / "checkpoints" / Path(COCO_WEIGHTS.url).name
@@ -119,6 +131,9 @@ def coco_model() -> tuple[MaskRCNN, list[str]]:
     try:
         state = torch.hub.load_state_dict_from_url(COCO_WEIGHTS.url, progress=False, check_hash=True,
                                                    map_location="cpu")
+    except (RuntimeError, EOFError, pickle.UnpicklingError) as e:  # there, but damaged
+        raise AnnotError(f"{coco_weights_path()}: not a readable weights file ({str(e).splitlines()[0]}); "
+                         f"delete it and download {COCO_WEIGHTS.url} again") from None
     except (URLError, OSError) as e:
         raise AnnotError(f"--weights coco: {coco_weights_path()} is not there and cannot be downloaded "
                          f"({getattr(e, 'reason', e)}); on a machine with internet download {COCO_WEIGHTS.url} "
@@ -159,7 +174,7 @@ class MaskRCNNPredictor:
         elif weights is not None:
             raise AnnotError(f"unknown weights {weights!r}: use coco, or a checkpoint")
         elif checkpoint is not None:
-            state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+            state = _load_checkpoint(checkpoint)
             classes = list(state["classes"])
             backbone = state.get("backbone") or backbone or self.default_backbone()
             # the input scale it was trained at, when the checkpoint records it
@@ -168,7 +183,11 @@ class MaskRCNNPredictor:
             if head is not None and head.shape[0] != len(classes) + 1:
                 raise AnnotError(f"{checkpoint}: its box head has {head.shape[0] - 1} classes but it lists "
                                  f"{len(classes)}")
-            model.load_state_dict(state["model"])
+            try:
+                model.load_state_dict(state["model"])
+            except RuntimeError as e:
+                raise AnnotError(f"{checkpoint}: does not fit a {backbone} Mask R-CNN: "
+                                 f"{str(e).splitlines()[0]}") from None
         if model is None or classes is None:
             raise AnnotError("maskrcnn: give a checkpoint, or a model with its classes")
         if not isinstance(model.roi_heads, ClassProbRoIHeads):

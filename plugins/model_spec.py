@@ -42,15 +42,13 @@ def load_model(spec: str, *, checkpoint: Path | None = None, weights: str | None
     """``options`` go to the predictor's ``load`` (device, score_threshold, ...)."""
     name, _, ver = spec.partition("@")
     plugins = set(registry.names())
-    direct = checkpoint is not None or weights is not None
-    if not ver and not direct and name in plugins:
-        predictor = registry.get(name)
-        # models not trained by annot (GrabCut, SAM) never come from the store
-        direct = "trainable" not in getattr(predictor, "capabilities", ())
-    if direct:
+    predictor = registry.get(name) if name in plugins and not ver else None
+    # models annot does not train (GrabCut, SAM) never come from the store
+    untrained = predictor is not None and "trainable" not in getattr(predictor, "capabilities", ())
+    if checkpoint is not None or weights is not None or untrained:
         if ver:
             raise AnnotError(f"--model {spec}: a store version and --checkpoint/--weights exclude each other")
-        predictor = registry.get(name)
+        predictor = predictor or registry.get(name)
         predictor.load(checkpoint=checkpoint, weights=weights, **options)
         if checkpoint is not None:
             return LoadedModel(predictor, f"{name}-{_short_hash(Path(checkpoint))}")
@@ -84,5 +82,5 @@ def _from_store(spec: str, plugins: set[str], db_url, store_path, options) -> Lo
         raise AnnotError(f"{label}: its predictor {plugin!r} is not installed (set \"predictor\" in the model's "
                          f"config; installed: {', '.join(sorted(plugins))})")
     predictor = registry.get(plugin)
-    predictor.load(checkpoint=path, **load_config, **options)
+    predictor.load(checkpoint=path, **{**load_config, **options})  # --backbone wins over the stored config
     return LoadedModel(predictor, label)

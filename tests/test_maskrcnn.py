@@ -52,6 +52,15 @@ def test_checkpoint_round_trip_and_wrong_class_count(trained, tmp_path):
     torch.save({"model": model.state_dict(), "classes": ["only-one"]}, tmp_path / "bad.pt")
     with pytest.raises(Exception, match="box head has 2 classes but it lists 1"):
         MaskRCNNPredictor().load(checkpoint=tmp_path / "bad.pt", device="cpu")
+    torch.save({"model": model.state_dict(), "classes": CLASSES, "backbone": "resnet50_fpn_v2"}, tmp_path / "r.pt")
+    with pytest.raises(Exception, match="r.pt: does not fit a resnet50_fpn_v2 Mask R-CNN"):
+        MaskRCNNPredictor().load(checkpoint=tmp_path / "r.pt", device="cpu")
+    (tmp_path / "cut.pt").write_bytes(path.read_bytes()[:1000])
+    with pytest.raises(Exception, match="cut.pt: not a readable checkpoint"):
+        MaskRCNNPredictor().load(checkpoint=tmp_path / "cut.pt", device="cpu")
+    torch.save(model.state_dict(), tmp_path / "bare.pt")
+    with pytest.raises(Exception, match="bare.pt: not an annot Mask R-CNN checkpoint"):
+        MaskRCNNPredictor().load(checkpoint=tmp_path / "bare.pt", device="cpu")
 
 
 def test_bf16_autocast_keeps_box_arithmetic_in_fp32(trained):
