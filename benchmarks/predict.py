@@ -54,7 +54,7 @@ def plain_loop(checkpoint: Path, paths: list[Path], device: str) -> None:
         for p in paths:
             image = to_tensor(Image.open(p).convert("RGB")).to(device)
             out = model([image])[0]
-            {k: v.cpu() for k, v in out.items()}
+            _ = {k: v.cpu() for k, v in out.items()}  # what a script does with the results: bring them back
 
 
 def annot_predict(checkpoint: Path, folder: Path, out: Path, device: str, batch: int, precision: str,

@@ -100,7 +100,8 @@ class BatchPredictor:
 
     def _predict(self, batch: list[Decoded]) -> list[Predicted]:
         try:
-            dets = self._model([d.image for d in batch], [self._prompts(d) for d in batch])
+            prompts = None if self.prompts is None else [self._prompts(d) for d in batch]
+            dets = self._model([d.image for d in batch], prompts)
         except Exception as e:
             if len(batch) > 1:  # find the image that fails; the others still count
                 return [p for d in batch for p in self._predict([d])]
@@ -108,14 +109,12 @@ class BatchPredictor:
                               f"{batch[0].item.path}: model failed: {type(e).__name__}: {e}")]
         return [Predicted(d.item, d.size, det.to_instances(d.size)) for d, det in zip(batch, dets)]
 
-    def _prompts(self, d: Decoded) -> list[Prompt] | None:
-        if self.prompts is None:
-            return None
+    def _prompts(self, d: Decoded) -> list[Prompt]:
         sx, sy = d.image.shape[1] / d.size[1], d.image.shape[0] / d.size[0]
         return [scale_prompt(p, sx, sy) for p in self.prompts.get(d.item.name, [])]
 
     def _model(self, images: list[np.ndarray], prompts) -> list[Detections]:
-        dets = self.predictor.predict(images, prompts if self.prompts is not None else None)
+        dets = self.predictor.predict(images, prompts)
         if self.refiner is None:
             return dets
         refined = self.refiner.predict(

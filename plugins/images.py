@@ -12,6 +12,7 @@ truncated files raise :class:`~annot.errors.AnnotError` naming the file.
 from __future__ import annotations
 
 import contextlib
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -56,8 +57,6 @@ def load_scaled(path: Path, max_side: int | None = None) -> tuple[np.ndarray, tu
     side is at most ``max_side``; the second value is always the full
     displayed size (EXIF orientation applied), the size annotations refer to.
     """
-    import warnings
-
     try:
         with _pixel_limit(MAX_PIXELS), warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)

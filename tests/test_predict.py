@@ -121,6 +121,7 @@ def test_polygon_config_traces_masks_with_a_tolerance(annot, project, tmp_path):
     brush_interface = LabelInterface(BRUSH_CONFIG)
     assert [brush_interface.validate_prediction(t["predictions"][0], return_errors=True) for t in brush] == [[]] * 4
     # traced without tolerance, each polygon rasterises back onto its mask
+    compared = 0
     for bt, et in zip(brush, exact):
         by_id = {}
         for r in et["predictions"][0]["result"]:
@@ -132,6 +133,8 @@ def test_polygon_config_traces_masks_with_a_tolerance(annot, project, tmp_path):
             traced = mask_utils.decode(mask_utils.merge(mask_utils.frPyObjects(polys, h, w))).astype(bool)
             if mask.sum() >= 100:
                 assert (mask & traced).sum() / (mask | traced).sum() > 0.85
+                compared += 1
+    assert compared > 0
 
 
 def test_store_references_load_the_registered_checkpoint(annot, project, tmp_path, monkeypatch):
@@ -370,8 +373,8 @@ def test_sam_predicts_from_gt_boxes_through_the_cli(annot, tmp_path, tiny_sam_pl
     for t in tasks:
         (pred,) = t["predictions"]
         assert pred["model_version"] == "tinysam-segment-anything-1.0"
-        labels = [r["value"]["brushlabels"] for r in pred["result"]]
-        assert labels == [["cup"], ["plate"]][: len(labels)]  # a random SAM may return an empty mask
+        # one region per GT box, labelled with its category (the seeded tiny SAM's masks are not empty)
+        assert [r["value"]["brushlabels"] for r in pred["result"]] == [["cup"], ["plate"]]
 
 
 def test_refine_with_sam_prompts_it_with_the_detector_boxes(tiny_maskrcnn, tmp_path):
