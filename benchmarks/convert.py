@@ -7,7 +7,8 @@ image: polygons, rectangles, circles, multi-polygon groups) as labelme files
 and as one Label Studio export, then times, in one run:
 
 * baseline: one process, ``json.load`` + pycocotools ``frPyObjects``/``area``
-  per shape (what a hand-written labelme2coco loop does);
+  per shape, every shape rasterised (what a hand-written labelme2coco loop
+  does; no checks, grouping or output);
 * ``annot convert labelme coco`` (a subprocess: start-up, all cores, output written);
 * ``annot convert labelstudio coco`` (same);
 * ``label_studio_sdk.converter.Converter.convert_to_coco`` on the same export
@@ -39,7 +40,12 @@ from corpus import LABEL_CONFIG, labelme_corpus, labelstudio_export  # noqa: E40
 
 
 def baseline(folder: Path) -> float:
+    """A hand-written labelme -> COCO loop doing the same geometry work as
+    annot (every shape rasterised; rectangles as 4 corners, circles as the
+    same polygon) without grouping, checks, clipping or output."""
     from pycocotools import mask as mask_utils
+
+    from annot.geometry import circle_polygon
 
     files = sorted(folder.glob("*.json"))
     t = time.perf_counter()
@@ -48,11 +54,16 @@ def baseline(folder: Path) -> float:
             doc = json.load(fh)
         h, w = doc["imageHeight"], doc["imageWidth"]
         for s in doc["shapes"]:
-            flat = [v for p in s["points"] for v in p]
-            if len(flat) >= 6:
-                rle = mask_utils.frPyObjects([flat], h, w)
-                mask_utils.area(rle)
-                mask_utils.toBbox(rle)
+            (x0, y0), (x1, y1), *_ = s["points"]
+            if s["shape_type"] == "rectangle":
+                flat = [x0, y0, x1, y0, x1, y1, x0, y1]
+            elif s["shape_type"] == "circle":
+                flat = circle_polygon(x0, y0, ((x1 - x0) ** 2 + (y1 - y0) ** 2) ** 0.5)
+            else:
+                flat = [v for p in s["points"] for v in p]
+            rle = mask_utils.frPyObjects([flat], h, w)
+            mask_utils.area(rle)
+            mask_utils.toBbox(rle)
     return time.perf_counter() - t
 
 

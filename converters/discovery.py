@@ -19,10 +19,7 @@ def find_files(inputs: list[Path], suffixes: tuple[str, ...]) -> list[tuple[Path
     for inp in inputs:
         p = Path(inp)
         if p.is_dir():
-            found = sorted(
-                f for f in p.rglob("*") if f.suffix.lower() in suffixes and f.is_file() and not f.name.startswith(".")
-            )
-            out += [(f, p) for f in found]
+            out += [(Path(f), p) for f in sorted(_walk(str(p), suffixes), key=_path_order)]
         elif p.is_file():
             out.append((p, p.parent))
         else:
@@ -30,6 +27,23 @@ def find_files(inputs: list[Path], suffixes: tuple[str, ...]) -> list[tuple[Path
     if not out:
         raise AnnotError(f"no {'/'.join(suffixes)} files in {', '.join(map(str, inputs))}")
     return out
+
+
+def _walk(folder: str, suffixes: tuple[str, ...]):
+    """Files under ``folder`` (not hidden ones) whose suffix is one of ``suffixes``.
+    One scandir per directory: no stat per file, unlike Path.rglob + is_file.
+    Like rglob, symlinked directories are not entered."""
+    with os.scandir(folder) as entries:
+        for e in entries:
+            if e.is_dir():
+                if not e.is_symlink():
+                    yield from _walk(e.path, suffixes)
+            elif not e.name.startswith(".") and os.path.splitext(e.name)[1].lower() in suffixes and e.is_file():
+                yield e.path
+
+
+def _path_order(path: str) -> list[str]:
+    return path.split(os.sep)  # the order of sorted Path objects: part by part
 
 
 def load_json(path: Path):

@@ -22,6 +22,7 @@ import io
 import math
 import os
 from functools import partial
+from itertools import chain
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +39,7 @@ from .columns import Columns, PolygonEntry, to_columns
 from .discovery import find_files, find_image, load_json, relative_name
 
 NON_INSTANCE_SHAPES = {"point", "points", "line", "linestrip"}
+_PLAIN_SHAPES = frozenset({"polygon", "rectangle", "circle", "oriented_rectangle"})
 
 
 def read(inputs: list[Path], opts: ConvertOptions, report: Report):
@@ -55,8 +57,7 @@ def read(inputs: list[Path], opts: ConvertOptions, report: Report):
         report.merge(rep)
         if parsed is not None:
             draft, columns = parsed
-            draft.instances = columns.instances()
-            builder.add(draft)
+            columns.add_to(builder, draft)
     return builder.build()
 
 
@@ -84,9 +85,67 @@ def read_file(
         return None, rep
     draft, width, height = image
 
+    entries = _plain_entries(doc["shapes"], labels)
+    if entries is None:
+        entries = _checked_entries(doc["shapes"], path, rep, width, height, labels, ignore_as_crowd)
+    return (draft, to_columns(entries, width, height, path, rep)), rep
+
+
+def _plain_entries(shapes: list, labels: frozenset[str] | None) -> list[PolygonEntry] | None:
+    """The instances of a file whose shapes are all valid polygons, rectangles,
+    circles or oriented rectangles with known labels: the common case, without
+    per-shape checks and messages. None when any shape needs them
+    (:func:`_checked_entries` then reads the file, with the same result for
+    valid shapes)."""
+    groups: dict[object, PolygonEntry] = {}
+    try:
+        for i, s in enumerate(shapes):
+            label, pts = s["label"], s["points"]
+            kind = s.get("shape_type") or "polygon"
+            if type(label) is not str or not label or label == IGNORE_LABEL or kind not in _PLAIN_SHAPES:
+                return None
+            if labels is not None and label not in labels:
+                return None
+            n = len(pts)
+            flat = list(chain.from_iterable(pts))
+            if len(flat) != 2 * n or set(map(len, pts)) != {2} or not math.isfinite(sum(flat)):
+                return None
+            if kind == "rectangle":
+                if n != 2 and n != 4:
+                    return None
+                xs, ys = flat[0::2], flat[1::2]
+                x0, x1, y0, y1 = min(xs), max(xs), min(ys), max(ys)
+                if x1 <= x0 or y1 <= y0:
+                    return None
+                flat = [x0, y0, x1, y0, x1, y1, x0, y1]
+            elif kind == "circle":
+                if n != 2:
+                    return None
+                r = math.hypot(flat[2] - flat[0], flat[3] - flat[1])
+                if r == 0:
+                    return None
+                flat = circle_polygon(flat[0], flat[1], r)
+            elif n < 3 or (n != 4 and kind == "oriented_rectangle"):
+                return None
+            gid = s.get("group_id")
+            key = i if gid is None else (label, gid)
+            entry = groups.get(key)
+            if entry is None:
+                groups[key] = PolygonEntry(label, [flat], [f"shape[{i}]"])
+            else:
+                entry.polys.append(flat)
+                entry.items.append(f"shape[{i}]")
+    except (TypeError, KeyError, AttributeError):  # a shape that is not {label, points: [[x, y], ...]}
+        return None
+    return list(groups.values())
+
+
+def _checked_entries(shapes: list, path: Path, rep: Report, width: int, height: int,
+                     labels: frozenset[str] | None, ignore_as_crowd: bool) -> list:
+    """Every shape checked, with a message for each invalid or skipped one."""
     # Group shapes into instances: key -> [label, [(item, polygon)], [mask]]
     groups: dict[object, list] = {}
-    for i, shape in enumerate(doc["shapes"]):
+    for i, shape in enumerate(shapes):
         item = f"shape[{i}]"
         parsed = _parse_shape(shape, item, path, rep, width, height)
         if parsed is None:
@@ -123,7 +182,7 @@ def read_file(
             rep.warn("empty mask shape skipped", str(path))
             continue
         entries.append(Instance(label, bbox, area, rle, 1 if label == IGNORE_LABEL else 0))
-    return (draft, to_columns(entries, width, height, path, rep)), rep
+    return entries
 
 
 def _flat_points(shape: dict, item: str, path: Path, rep: Report) -> list[float] | None:

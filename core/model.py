@@ -16,6 +16,7 @@ from 1 and maps names to stable category ids.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from itertools import count
 from typing import Any
 
 Polygons = list[list[float]]
@@ -144,6 +145,9 @@ class ImageDraft:
     extra: dict = field(default_factory=dict)
     predictions: list[Instance] = field(default_factory=list)
 
+    def __reduce__(self):  # sent back by every worker call
+        return ImageDraft, (self.file_name, self.width, self.height, self.instances, self.extra, self.predictions)
+
 
 class DatasetBuilder:
     """Numbers images and annotations from 1 and assigns category ids.
@@ -191,6 +195,22 @@ class DatasetBuilder:
             added.append(a)
         for inst in draft.predictions:
             self.predictions.append(_annotation(len(self.predictions) + 1, img_id, self._category(inst.label), inst))
+        return added
+
+    def add_polygons(self, draft: ImageDraft, labels: list[str], bboxes: list, areas: list[float],
+                     segmentations: list, scores: list) -> list[Annotation]:
+        """:meth:`add` for an image whose instances are all plain polygon
+        instances (no crowd regions, keypoints or predictions), given column
+        by column: no Instance objects on the way."""
+        img_id = len(self.images) + 1
+        self.images.append(Image(img_id, draft.file_name, draft.width, draft.height, draft.extra))
+        ids, anns = self._ids, self.annotations
+        first = len(anns) + 1
+        added = [
+            Annotation(k, img_id, ids.get(label) or self._category(label), bbox, area, seg, 0, None, None, score)
+            for k, label, bbox, area, seg, score in zip(count(first), labels, bboxes, areas, segmentations, scores)
+        ]
+        anns += added
         return added
 
     def build(self, info: dict | None = None) -> Dataset:

@@ -40,7 +40,14 @@ class Report:
         self.warnings[kind] += count
         self.warning_examples.setdefault(kind, where)
 
+    def __reduce__(self):  # reports travel back from every worker call: keep the empty one cheap
+        if not self.skips and not self.warnings:
+            return Report, (self.on_error,)
+        return Report, (self.on_error, self.skips, self.warnings, self.warning_examples)
+
     def merge(self, other: Report) -> None:
+        if not other.skips and not other.warnings:
+            return
         self.skips.extend(other.skips)
         self.warnings.update(other.warnings)
         for k, v in other.warning_examples.items():

@@ -1,0 +1,154 @@
+"""The conversion hot path's shortcuts give exactly what the checked path gives.
+
+Each shortcut (plain labelme shapes, polygons straight to annotations, the
+compact pickles workers send back, the directory walk, Label Studio polygon
+scaling) has a slower general counterpart; these tests hold them equal.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+from pathlib import Path
+
+import pytest
+from conftest import LABELME, SAMPLES
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from annot.converters import labelme_reader
+from annot.converters.columns import PolygonEntry, to_columns
+from annot.converters.discovery import find_files, load_json
+from annot.converters.labelstudio_reader import _scaled_points
+from annot.model import DatasetBuilder, ImageDraft, Instance
+from annot.report import Report
+
+W, H = 640, 480
+coord = st.one_of(st.integers(0, W), st.floats(0, W, allow_nan=False).map(lambda v: round(v, 2)))
+point = st.tuples(coord, coord).map(list)
+
+
+@st.composite
+def shape(draw):
+    kind = draw(st.sampled_from(["polygon", "rectangle", "circle", "oriented_rectangle", None]))
+    n = {"rectangle": 2, "circle": 2, "oriented_rectangle": 4}.get(kind, draw(st.integers(3, 8)))
+    s = {"label": draw(st.sampled_from(["a", "b", "c"])), "points": draw(st.lists(point, min_size=n, max_size=n)),
+         "group_id": draw(st.one_of(st.none(), st.integers(1, 2))), "shape_type": kind}
+    if kind is None:
+        del s["shape_type"]  # labelme 3.x: no shape_type means polygon
+    return s
+
+
+def checked(shapes, labels=None):
+    return labelme_reader._checked_entries(shapes, Path("f.json"), Report("skip"), W, H, labels, False)
+
+
+def as_tuples(entries):
+    return [(e.label, [[float(v) for v in p] for p in e.polys], e.items) for e in entries]
+
+
+@settings(max_examples=200, deadline=None)
+@given(shapes=st.lists(shape(), max_size=12))
+def test_plain_shapes_give_the_checked_instances(shapes):
+    plain = labelme_reader._plain_entries(shapes, None)
+    slow = checked(shapes)
+    if plain is None:  # a degenerate shape (zero-size rectangle or circle): the checked path must skip it
+        assert len(slow) < len({(s["label"], s["group_id"]) if s["group_id"] else i for i, s in enumerate(shapes)})
+    else:
+        assert as_tuples(plain) == as_tuples(slow)
+
+
+@pytest.mark.parametrize("bad", [
+    {"label": "a", "points": [[1, 2], [3, 4]], "shape_type": "line"},  # not an instance: warned
+    {"label": "__ignore__", "points": [[1, 2], [30, 4], [5, 60]]},  # dropped with a warning
+    {"label": "a", "points": [[1, 2], [3, "x"], [5, 6]]},  # not a number
+    {"label": "a", "points": [[1, 2], [3, 4]]},  # a polygon of 2 points
+    {"label": "", "points": [[1, 2], [30, 4], [5, 60]]},
+    {"label": "a", "points": [[1, 2, 3], [4, 5], [6]]},  # odd points whose count still adds up
+    {"label": "a", "shape_type": "rectangle", "points": [[5, 5], [5, 9]]},  # zero width
+    {"label": "z", "points": [[1, 2], [30, 4], [5, 60]]},  # not in the labels file
+    "not a shape",
+])
+def test_any_shape_needing_a_message_takes_the_checked_path(bad):
+    good = {"label": "a", "points": [[1, 2], [30, 4], [5, 60]]}
+    assert labelme_reader._plain_entries([good, bad], frozenset({"a"})) is None
+    assert labelme_reader._plain_entries([good], frozenset({"a"})) is not None
+
+
+@pytest.mark.samples
+def test_labelme_samples_plain_or_checked_agree():
+    plain_files = 0
+    for path, _root in find_files([LABELME], (".json",)):
+        doc = load_json(path)
+        if not isinstance(doc, dict) or not isinstance(doc.get("shapes"), list):
+            continue
+        plain = labelme_reader._plain_entries(doc["shapes"], None)
+        if plain is not None:
+            plain_files += 1
+            assert as_tuples(plain) == as_tuples(checked(doc["shapes"])), path
+    assert plain_files >= 5  # the shortcut is exercised on real files, not only on generated ones
+
+
+def polygon_columns():
+    entries = [PolygonEntry("b", [[1.5, 2, 40, 2, 40, 30]], ["s0"], 0.9),
+               PolygonEntry("a", [[0, 0, 10, 0, 10, 10, 0, 10], [20, 20, 30, 20, 30, 30]], ["s1", "s2"])]
+    return entries, to_columns(entries, W, H, "f.json", Report())
+
+
+def test_columns_and_reports_survive_the_worker_pickle():
+    entries, cols = polygon_columns()
+    mask = Instance("m", [1.0, 1.0, 2.0, 2.0], 4.0, {"size": [H, W], "counts": "abc"})
+    entries.insert(1, mask)
+    cols = to_columns(entries, W, H, "f.json", Report())
+    back = pickle.loads(pickle.dumps(cols))
+    assert back.instances() == cols.instances()
+    assert [i.label for i in back.instances()] == ["b", "m", "a"]
+    assert back.instances()[2].segmentation == [[0, 0, 10, 0, 10, 10, 0, 10], [20, 20, 30, 20, 30, 30]]
+    rep = Report("skip")
+    rep.warn("kind", "where", 3)
+    rep.error("f.json", "shape[1]", "bad")
+    back = pickle.loads(pickle.dumps(rep))
+    assert back.to_dict() == rep.to_dict() and back.on_error == "skip"
+    assert pickle.loads(pickle.dumps(Report("skip"))).on_error == "skip"
+
+
+def test_polygons_straight_to_annotations_equal_the_instance_path():
+    _, cols = polygon_columns()
+    fast, slow = DatasetBuilder(), DatasetBuilder()
+    for builder in (fast, slow):
+        builder.add(ImageDraft("first.jpg", W, H, [Instance("c", [0, 0, 1, 1], 1.0, [[0, 0, 1, 0, 1, 1]])]))
+    cols.add_to(fast, ImageDraft("x.jpg", W, H, extra={"k": 1}))
+    slow.add(ImageDraft("x.jpg", W, H, cols.instances(), {"k": 1}))
+    assert fast.build().to_coco() == slow.build().to_coco()
+    assert [a.score for a in fast.annotations] == [None, 0.9, None]
+
+
+def test_file_walk_order_hidden_files_and_symlinked_folders(tmp_path):
+    for rel in ("b.json", "a/z.json", "a-b/y.json", "a/.hidden.json", "a/n.txt", "a/deep/x.JSON"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("{}")
+    os.symlink(tmp_path / "a", tmp_path / "link")
+    found = [f.relative_to(tmp_path).as_posix() for f, root in find_files([tmp_path], (".json",))]
+    assert found == ["a/deep/x.JSON", "a/z.json", "a-b/y.json", "b.json"]  # Path order: "a" before "a-b"
+    assert found == [p.relative_to(tmp_path).as_posix() for p in sorted(tmp_path.rglob("*"))
+                     if p.suffix.lower() == ".json" and p.is_file() and not p.name.startswith(".")
+                     and "link" not in p.parts]
+
+
+@given(pts=st.lists(st.tuples(st.floats(0, 100), st.floats(0, 100)).map(list), min_size=1, max_size=20),
+       sx=st.floats(0.01, 100), sy=st.floats(0.01, 100))
+def test_labelstudio_polygon_scaling(pts, sx, sy):
+    assert _scaled_points(pts, sx, sy) == [v for x, y in pts for v in (x * sx, y * sy)]
+
+
+def test_labelstudio_points_with_extra_values_keep_x_y():
+    assert _scaled_points([[10, 20, 1], [30, 40, 1], [50, 60, 1]], 2, 0.5) == [20, 10, 60, 20, 100, 30]
+    assert _scaled_points([["10", 20], [30, 40]], 2, 1) == [20, 20, 60, 40]  # numbers as strings, as before
+
+
+@pytest.mark.skipif(not SAMPLES.is_dir(), reason="shared samples not found")
+def test_shared_samples_walk_matches_rglob():
+    found = [f for f, _ in find_files([SAMPLES], (".json",))]
+    expected = sorted(p for p in SAMPLES.rglob("*")
+                      if p.suffix.lower() == ".json" and p.is_file() and not p.name.startswith("."))
+    assert found == expected
