@@ -110,7 +110,7 @@ def main() -> int:
 
     rows = []
     t_base = median(lambda: baseline(lm_dir))
-    rows.append(("baseline: json.load + frPyObjects, 1 process", args.files, shapes, t_base))
+    rows.append(("baseline: bare labelme loop, every shape, 1 process", args.files, shapes, t_base))
     t_lm = median(lambda: annot_cli("convert", "labelme", "coco", str(lm_dir), "-o", str(work / "labelme.coco.json"), *jobs))
     rows.append(("annot convert labelme coco", args.files, shapes, t_lm))
     t_ls = median(lambda: annot_cli("convert", "labelstudio", "coco", str(ls_file), "-o", str(work / "ls.coco.json"), *jobs))
