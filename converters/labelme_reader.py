@@ -158,6 +158,9 @@ def _checked_entries(shapes: list, path: Path, rep: Report, width: int, height: 
             rep.error(path, item, f"label {label!r} is not in the labels file")
             continue
         gid = shape.get("group_id")
+        if gid is not None and not isinstance(gid, (int, float, str)):
+            rep.error(path, item, f"group_id must be a number or null, not {type(gid).__name__}")
+            continue
         key = (label, gid) if gid is not None else i
         g = groups.get(key)
         if g is None:

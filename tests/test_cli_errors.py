@@ -42,6 +42,16 @@ def test_fail_stops_at_first_error_without_output(annot, tmp_path):
     assert not out.exists() and list(tmp_path.iterdir()) == [d]  # no temp file left either
 
 
+def test_group_id_that_is_not_a_number_is_one_line(annot, tmp_path):
+    _good(tmp_path / "g.json")
+    doc = json.loads((tmp_path / "g.json").read_text())
+    doc["shapes"][0]["group_id"] = [1]
+    (tmp_path / "g.json").write_text(json.dumps(doc))
+    res = annot("convert", "labelme", "coco", tmp_path / "g.json", "-o", tmp_path / "o.json")
+    assert res.code == 2
+    assert res.err.strip() == f"annot: error: {tmp_path / 'g.json'}:shape[0]: group_id must be a number or null, not list"
+
+
 def test_skip_writes_output_report_and_summary(annot, tmp_path):
     d = _project(tmp_path)
     out = tmp_path / "o.json"
