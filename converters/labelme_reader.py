@@ -106,26 +106,11 @@ def _plain_entries(shapes: list, labels: frozenset[str] | None) -> list[PolygonE
                 return None
             if labels is not None and label not in labels:
                 return None
-            n = len(pts)
             flat = list(chain.from_iterable(pts))
-            if len(flat) != 2 * n or set(map(len, pts)) != {2} or not math.isfinite(sum(flat)):
+            if len(flat) != 2 * len(pts) or set(map(len, pts)) != {2} or not math.isfinite(sum(flat)):
                 return None
-            if kind == "rectangle":
-                if n != 2 and n != 4:
-                    return None
-                xs, ys = flat[0::2], flat[1::2]
-                x0, x1, y0, y1 = min(xs), max(xs), min(ys), max(ys)
-                if x1 <= x0 or y1 <= y0:
-                    return None
-                flat = [x0, y0, x1, y0, x1, y1, x0, y1]
-            elif kind == "circle":
-                if n != 2:
-                    return None
-                r = math.hypot(flat[2] - flat[0], flat[3] - flat[1])
-                if r == 0:
-                    return None
-                flat = circle_polygon(flat[0], flat[1], r)
-            elif n < 3 or (n != 4 and kind == "oriented_rectangle"):
+            flat = _polygon_of(kind, flat)
+            if isinstance(flat, str):
                 return None
             gid = s.get("group_id")
             key = i if gid is None else (label, gid)
@@ -138,6 +123,29 @@ def _plain_entries(shapes: list, labels: frozenset[str] | None) -> list[PolygonE
     except (TypeError, KeyError, AttributeError):  # a shape that is not {label, points: [[x, y], ...]}
         return None
     return list(groups.values())
+
+
+def _polygon_of(kind: str, flat: list[float]) -> list[float] | str:
+    """The polygon of a polygon, rectangle (2 or 4 corners in any order),
+    circle or oriented rectangle, or the reason it has none."""
+    n = len(flat) // 2
+    if kind == "rectangle":
+        if n != 2 and n != 4:
+            return f"rectangle has {n} points, needs 2 corners"
+        xs, ys = flat[0::2], flat[1::2]
+        x0, x1, y0, y1 = min(xs), max(xs), min(ys), max(ys)
+        if x1 <= x0 or y1 <= y0:
+            return "rectangle has zero width or height"
+        return [x0, y0, x1, y0, x1, y1, x0, y1]
+    if kind == "circle":
+        if n != 2:
+            return f"circle has {n} points, needs centre and a point on it"
+        cx, cy, px, py = flat
+        r = math.hypot(px - cx, py - cy)
+        return circle_polygon(cx, cy, r) if r != 0 else "circle has zero radius"
+    if kind == "oriented_rectangle":
+        return flat if n == 4 else f"oriented_rectangle has {n} points, needs 4"
+    return flat if n >= 3 else f"polygon has {n} point(s), needs at least 3"
 
 
 def _checked_entries(shapes: list, path: Path, rep: Report, width: int, height: int,
@@ -220,37 +228,12 @@ def _parse_shape(shape, item: str, path: Path, rep: Report, width: int, height: 
     flat = _flat_points(shape, item, path, rep)
     if flat is None:
         return None
-    n = len(flat) // 2
-    if kind == "polygon":
-        if n < 3:
-            rep.error(path, item, f"polygon has {n} point(s), needs at least 3")
+    if kind in _PLAIN_SHAPES:
+        poly = _polygon_of(kind, flat)
+        if isinstance(poly, str):
+            rep.error(path, item, poly)
             return None
-        return label, "polygon", flat
-    if kind == "rectangle":
-        if n not in (2, 4):
-            rep.error(path, item, f"rectangle has {n} points, needs 2 corners")
-            return None
-        xs, ys = flat[0::2], flat[1::2]
-        x0, x1, y0, y1 = min(xs), max(xs), min(ys), max(ys)
-        if x1 <= x0 or y1 <= y0:
-            rep.error(path, item, "rectangle has zero width or height")
-            return None
-        return label, "polygon", [x0, y0, x1, y0, x1, y1, x0, y1]
-    if kind == "circle":
-        if n != 2:
-            rep.error(path, item, f"circle has {n} points, needs centre and a point on it")
-            return None
-        cx, cy, px, py = flat
-        r = math.hypot(px - cx, py - cy)
-        if r == 0:
-            rep.error(path, item, "circle has zero radius")
-            return None
-        return label, "polygon", circle_polygon(cx, cy, r)
-    if kind == "oriented_rectangle":
-        if n != 4:
-            rep.error(path, item, f"oriented_rectangle has {n} points, needs 4")
-            return None
-        return label, "polygon", flat
+        return label, "polygon", poly
     if kind == "mask":
         mask = _mask_of(shape, flat, item, path, rep, width, height)
         return None if mask is None else (label, "mask", mask)

@@ -145,8 +145,8 @@ class ImageDraft:
     extra: dict = field(default_factory=dict)
     predictions: list[Instance] = field(default_factory=list)
 
-    def __reduce__(self):  # sent back by every worker call
-        return ImageDraft, (self.file_name, self.width, self.height, self.instances, self.extra, self.predictions)
+    def __reduce__(self):  # sent back by every worker call: a plain tuple, every field
+        return ImageDraft, tuple(getattr(self, name) for name in self.__slots__)
 
 
 class DatasetBuilder:
@@ -176,11 +176,15 @@ class DatasetBuilder:
             cid = self._ids[label] = len(self._ids) + 1
         return cid
 
+    def _add_image(self, draft: ImageDraft) -> int:
+        img_id = len(self.images) + 1
+        self.images.append(Image(img_id, draft.file_name, draft.width, draft.height, draft.extra))
+        return img_id
+
     def add(self, draft: ImageDraft) -> list[Annotation | None]:
         """Add an image and its instances; returns the annotation made of each
         instance (None for ``__ignore__`` regions, expanded by :meth:`build`)."""
-        img_id = len(self.images) + 1
-        self.images.append(Image(img_id, draft.file_name, draft.width, draft.height, draft.extra))
+        img_id = self._add_image(draft)
         anns = self.annotations
         added = []
         for inst in draft.instances:
@@ -202,8 +206,7 @@ class DatasetBuilder:
         """:meth:`add` for an image whose instances are all plain polygon
         instances (no crowd regions, keypoints or predictions), given column
         by column: no Instance objects on the way."""
-        img_id = len(self.images) + 1
-        self.images.append(Image(img_id, draft.file_name, draft.width, draft.height, draft.extra))
+        img_id = self._add_image(draft)
         ids, anns = self._ids, self.annotations
         first = len(anns) + 1
         added = [
