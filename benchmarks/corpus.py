@@ -41,8 +41,9 @@ def _scene(rng: np.random.Generator, shapes: int = 20):
             pts = [[round(cx, 2), round(cy, 2)], [round(cx + r, 2), round(cy, 2)]]
         out.append({"label": label, "points": pts, "group_id": gid, "shape_type": str(kind), "flags": {},
                     "description": "", "mask": None})
-        if gid is not None:  # a second part of the same instance
-            out.append({**out[-1], "points": (np.array(pts) + [r * 2.5, 0]).clip(0, W - 1).round(2).tolist()})
+        if gid is not None:  # a second part of the same instance, beside the first, inside the image
+            shift = r * 2.5 if cx + r * 3.5 < W else -r * 2.5
+            out.append({**out[-1], "points": (np.array(pts) + [shift, 0]).clip(0, W - 1).round(2).tolist()})
     return out
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from annot.geometry import polygon_areas, rectangle_polygon
 from annot.model import Instance
+from annot.report import Report
 
 
 def clip_box(xywh: list[float], width: int, height: int) -> list[float]:
@@ -16,6 +17,19 @@ def clip_box(xywh: list[float], width: int, height: int) -> list[float]:
     x0, y0 = min(max(x, 0.0), width), min(max(y, 0.0), height)
     x1, y1 = min(max(x + w, 0.0), width), min(max(y + h, 0.0), height)
     return [x0, y0, x1 - x0, y1 - y0]
+
+
+def fit_box(xywh: list[float], width: int, height: int, path, item: str, rep: Report) -> list[float] | None:
+    """The box clipped to the image (counted as a warning when it had to be),
+    or None after an error when no part of it lies inside the image."""
+    clipped = clip_box(xywh, width, height)
+    if clipped == xywh:
+        return clipped
+    if clipped[2] <= 0 or clipped[3] <= 0:
+        rep.error(path, item, f"box {xywh} lies outside the {width}x{height} image")
+        return None
+    rep.warn("boxes outside the image clipped to its border", f"{path}:{item}")
+    return clipped
 
 
 def box_instances(boxes: list[tuple[str, list[float], int]], width: int, height: int) -> list[Instance]:

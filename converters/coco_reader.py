@@ -19,6 +19,7 @@ from annot.images import image_size
 from annot.model import Annotation, DatasetBuilder, ImageDraft, Instance
 from annot.options import ConvertOptions
 from annot.report import Report
+from annot.values import is_id, is_int, is_number, is_side, to_floats
 
 from .discovery import find_files, find_image, load_json
 
@@ -51,31 +52,30 @@ def read(inputs: list[Path], opts: ConvertOptions, report: Report):
         sections[key] = v
 
     cat_name: dict[object, str] = {}
+    kp_names: dict[str, list[str]] = {}
     for k, c in enumerate(sections["categories"]):
-        if not isinstance(c, dict) or "id" not in c or not isinstance(c.get("name"), str):
-            report.error(path, f"categories[{k}]", "category needs 'id' and a string 'name'")
+        if not isinstance(c, dict) or not is_id(c.get("id")) or not isinstance(c.get("name"), str) or not c["name"]:
+            report.error(path, f"categories[{k}]", "category needs an int or string 'id' and a non-empty 'name'")
             continue
         cat_name[_key(c["id"])] = c["name"]
+        kps = c.get("keypoints")
+        if isinstance(kps, list) and all(isinstance(n, str) for n in kps):
+            kp_names[c["name"]] = kps
     names = list(dict.fromkeys(cat_name.values()))
-    kp_names = {
-        c["name"]: c["keypoints"]
-        for c in sections["categories"]
-        if isinstance(c, dict) and isinstance(c.get("keypoints"), list)
-    }
     builder = DatasetBuilder(opts.labels if opts.labels is not None else names)
 
     drafts: dict[object, ImageDraft] = {}
     for k, im in enumerate(sections["images"]):
         where = f"images[{k}]"
-        if not isinstance(im, dict) or "id" not in im:
-            report.error(path, where, "image needs an 'id'")
+        if not isinstance(im, dict) or not is_id(im.get("id")):
+            report.error(path, where, "image needs an int or string 'id'")
             continue
         fname = im.get("file_name")
         if not isinstance(fname, str) or not fname:
             report.error(path, where, "image needs a 'file_name'")
             continue
         w, h = im.get("width"), im.get("height")
-        if not (isinstance(w, (int, float)) and isinstance(h, (int, float)) and w > 0 and h > 0):
+        if not (is_side(w) and is_side(h)):
             img = find_image(fname, [opts.image_root, path.parent])
             if img is None:
                 report.error(path, where, f"no width/height and image {fname!r} not found (use --image-root)")
@@ -88,23 +88,47 @@ def read(inputs: list[Path], opts: ConvertOptions, report: Report):
             continue
         drafts[key] = ImageDraft(fname, int(w), int(h), extra=extra)
 
-    polys_pending: list[tuple[Instance, ImageDraft]] = []
     for k, a in enumerate(sections["annotations"]):
         where = f"annotations[{k}]"
         inst = _instance(a, where, path, drafts, cat_name, report)
         if inst is None:
             continue
         draft = drafts[_key(a["image_id"])]
+        if not _fit(inst, draft, where, path, report):
+            continue
         if inst.keypoints is not None:
             inst.keypoint_names = kp_names.get(inst.label)
         draft.instances.append(inst)
-        if inst.area < 0:
-            polys_pending.append((inst, draft))
-    for inst, draft in polys_pending:
-        inst.area = polygon_areas([inst.segmentation], draft.height, draft.width)[0]
     for d in drafts.values():
         builder.add(d)
     return builder.build(info=doc.get("info") if isinstance(doc.get("info"), dict) else None)
+
+
+def _fit(inst: Instance, draft: ImageDraft, where: str, path: Path, report: Report) -> bool:
+    """Make an instance valid for its image (a bbox over the border is
+    clipped, a missing polygon area measured), or report why it cannot be."""
+    w, h = draft.width, draft.height
+    seg = inst.segmentation
+    if isinstance(seg, dict) and list(seg["size"]) != [h, w]:
+        report.error(path, where, f"RLE size {list(seg['size'])} is not the image's [height, width] [{h}, {w}]")
+        return False
+    if isinstance(seg, list) and any(len(p) % 2 for p in seg):
+        report.error(path, where, "polygon with an odd number of coordinates")
+        return False
+    x, y, bw, bh = inst.bbox
+    x0, y0, x1, y1 = max(x, 0.0), max(y, 0.0), min(x + bw, w), min(y + bh, h)
+    if not (x1 > x0 and y1 > y0):
+        report.error(path, where, f"bbox {inst.bbox} has no area inside the {w}x{h} image")
+        return False
+    if (x0, y0, x1, y1) != (x, y, x + bw, y + bh):
+        report.warn("bboxes over the image border clipped to it", f"{path}:{where}")
+        inst.bbox = [x0, y0, x1 - x0, y1 - y0]
+    if inst.area < 0:  # polygons without a stored area: the pycocotools pixel count
+        inst.area = polygon_areas([seg], h, w)[0]
+        if inst.area <= 0:
+            report.error(path, where, "segmentation covers no pixel of the image")
+            return False
+    return True
 
 
 def _key(v):
@@ -139,25 +163,31 @@ def _instance(a, where, path, drafts, cat_name, report: Report) -> Instance | No
         except Exception as e:
             report.error(path, where, f"bad RLE segmentation: {e}")
             return None
-    elif isinstance(seg, list) and all(isinstance(p, list) for p in seg):
-        seg = [[float(v) for v in p] for p in seg if p]
-        seg_area, seg_bbox = -1.0, (polygons_bbox(seg) if seg else None)
-        if not seg:
-            seg = None
-    elif seg in (None, []):
+    elif isinstance(seg, list) and seg and all(isinstance(p, list) for p in seg):
+        polys = [to_floats(p) for p in seg if p]
+        if None in polys:
+            report.error(path, where, "segmentation polygons must be lists of numbers")
+            return None
+        seg, seg_area, seg_bbox = polys or None, -1.0 if polys else None, polygons_bbox(polys) if polys else None
+    elif seg is None or seg == []:
         seg, seg_area, seg_bbox = None, None, None
     else:
         report.error(path, where, "segmentation must be a list of polygons or an RLE object")
         return None
-    if not (isinstance(bbox, list) and len(bbox) == 4 and all(isinstance(v, (int, float)) for v in bbox)):
+    if not (isinstance(bbox, list) and len(bbox) == 4 and all(is_number(v) for v in bbox)):
         if seg_bbox is None:
             report.error(path, where, "no bbox and no segmentation to derive it from")
             return None
         bbox = seg_bbox
     bbox = [float(v) for v in bbox]
-    if not isinstance(area, (int, float)):
+    if not (is_number(area) and area > 0):
         area = seg_area if seg_area is not None else bbox[2] * bbox[3]
     kps = a.get("keypoints")
+    if kps is not None and kps != []:
+        kps = to_floats(kps)
+        if kps is None or len(kps) % 3:
+            report.error(path, where, "keypoints must be a list of numbers, three per point")
+            return None
     score = a.get("score")
     return Instance(
         cat_name[_key(a["category_id"])],
@@ -165,8 +195,8 @@ def _instance(a, where, path, drafts, cat_name, report: Report) -> Instance | No
         float(area),
         seg,
         crowd,
-        keypoints=[float(v) for v in kps] if isinstance(kps, list) and kps else None,
-        score=float(score) if isinstance(score, (int, float)) else None,
+        keypoints=kps or None,
+        score=float(score) if is_number(score) else None,
     )
 
 
@@ -177,27 +207,34 @@ def read_results(path: Path) -> list[Annotation]:
         raise AnnotError(f"{path}: a COCO results file is a JSON list")
     out = []
     for k, r in enumerate(doc):
-        if not isinstance(r, dict) or "image_id" not in r or "category_id" not in r:
-            raise AnnotError(f"{path}:[{k}]: a result needs image_id and category_id")
-        seg = r.get("segmentation")
+        if not isinstance(r, dict) or not is_int(r.get("image_id")) or not is_int(r.get("category_id")):
+            raise AnnotError(f"{path}:[{k}]: a result needs int image_id and category_id")
+        seg, bbox, area = r.get("segmentation"), r.get("bbox"), r.get("area")
+        score = r.get("score", 1.0)
+        kps = r.get("keypoints")
         if isinstance(seg, dict):
-            seg = compress_rle(seg)
-        bbox = r.get("bbox")
-        area = r.get("area")
-        if isinstance(seg, dict):
-            seg_area, seg_bbox = rle_area_bbox(seg)
+            try:
+                seg = compress_rle(seg)
+                seg_area, seg_bbox = rle_area_bbox(seg)
+            except Exception as e:
+                raise AnnotError(f"{path}:[{k}]: bad RLE segmentation: {e}") from None
             bbox = bbox or seg_bbox
             area = seg_area if area is None else area
+        bbox = to_floats(bbox) if bbox else []
+        if bbox is None or len(bbox) not in (0, 4) or not is_number(score) or (area is not None and not is_number(area)):
+            raise AnnotError(f"{path}:[{k}]: bbox, area and score must be numbers")
+        if kps is not None and to_floats(kps) is None:
+            raise AnnotError(f"{path}:[{k}]: keypoints must be a list of numbers")
         out.append(
             Annotation(
                 id=k + 1,
-                image_id=int(r["image_id"]),
-                category_id=int(r["category_id"]),
-                bbox=[float(v) for v in bbox] if bbox else [],
+                image_id=r["image_id"],
+                category_id=r["category_id"],
+                bbox=bbox,
                 area=float(area) if area is not None else 0.0,
                 segmentation=seg,
-                keypoints=r.get("keypoints"),
-                score=float(r.get("score", 1.0)),
+                keypoints=to_floats(kps) if kps is not None else None,
+                score=float(score),
             )
         )
     return out

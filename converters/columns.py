@@ -94,9 +94,10 @@ def _unpickle(labels, scores, numbers, poly_len, poly_count, others, keypoints) 
 
 def to_columns(entries: list, width: int, height: int, path, rep: Report) -> Columns:
     """Columns of ``entries`` (PolygonEntry or Instance); polygons outside the
-    image are clipped to its border, counted as a warning."""
+    image are clipped to its border, counted as a warning. A polygon entry
+    that covers no pixel of the image (outside it, or collinear points) is an
+    error for its item and is removed from ``entries``."""
     polys_entries = [e for e in entries if isinstance(e, PolygonEntry)]
-    others = {pos: e for pos, e in enumerate(entries) if not isinstance(e, PolygonEntry)}
     flats = [p for e in polys_entries for p in e.polys]
     lens = [len(p) for p in flats]
     counts = [len(e.polys) for e in polys_entries]
@@ -130,7 +131,20 @@ def to_columns(entries: list, width: int, height: int, path, rep: Report) -> Col
             cb = list(accumulate(counts, initial=0))
             groups = [polys[a:b] for a, b in zip(cb, cb[1:])]
         area = polygon_areas(groups, height, width)
+    area = np.asarray(area, np.float64)
+    if n and (area.min() <= 0 or bbox[:, 2:].min() <= 0):
+        keep = (area > 0) & (bbox[:, 2:].min(axis=1) > 0)
+        for k in np.flatnonzero(~keep):
+            rep.error(path, polys_entries[k].items[0], "shape covers no pixel inside the image")
+        dropped = {id(polys_entries[k]) for k in np.flatnonzero(~keep)}
+        entries[:] = [e for e in entries if id(e) not in dropped]
+        poly_keep = np.repeat(keep, counts)
+        coords = coords[np.repeat(poly_keep, lens)]
+        lens = [m for m, k in zip(lens, poly_keep) if k]
+        counts = [c for c, k in zip(counts, keep) if k]
+        polys_entries = [e for e, k in zip(polys_entries, keep) if k]
+        bbox, area = bbox[keep], area[keep]
+    others = {pos: e for pos, e in enumerate(entries) if not isinstance(e, PolygonEntry)}
     return Columns(
-        [e.label for e in polys_entries], [e.score for e in polys_entries], bbox,
-        np.asarray(area, np.float64), coords, lens, counts, others,
+        [e.label for e in polys_entries], [e.score for e in polys_entries], bbox, area, coords, lens, counts, others,
     )

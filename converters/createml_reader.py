@@ -18,7 +18,7 @@ from annot.model import DatasetBuilder, ImageDraft
 from annot.options import ConvertOptions
 from annot.report import Report
 
-from .boxes import box_instances, clip_box
+from .boxes import box_instances, fit_box
 from .discovery import find_files, find_image, load_json
 
 
@@ -53,6 +53,9 @@ def _read_entry(path: Path, k: int, entry, image_root, known, report: Report):
         return None
     width, height = image_size(image)[:2]
     anns = entry.get("annotations", entry.get("annotation")) or []
+    if not isinstance(anns, list):
+        report.error(path, item, "'annotations' is not a list")
+        return None
     boxes = []
     for j, a in enumerate(anns):
         where = f"{item}.annotations[{j}]"
@@ -72,5 +75,7 @@ def _read_entry(path: Path, k: int, entry, image_root, known, report: Report):
         if not all(math.isfinite(v) for v in vals) or vals[2] <= 0 or vals[3] <= 0:
             report.error(path, where, f"bad box {vals}")
             continue
-        boxes.append((label, clip_box(box_to_xywh(vals, BoxMode.CXCYWH), width, height), 0))
+        box = fit_box(box_to_xywh(vals, BoxMode.CXCYWH), width, height, path, where, report)
+        if box is not None:
+            boxes.append((label, box, 0))
     return ImageDraft(name, width, height, box_instances(boxes, width, height), {"source": str(path)})

@@ -34,6 +34,7 @@ from annot.model import IGNORE_LABEL, DatasetBuilder, ImageDraft, Instance
 from annot.options import ConvertOptions
 from annot.parallel import map_files
 from annot.report import Report
+from annot.values import is_side
 
 from .columns import Columns, PolygonEntry, to_columns
 from .discovery import find_files, find_image, load_json, relative_name
@@ -222,6 +223,9 @@ def _parse_shape(shape, item: str, path: Path, rep: Report, width: int, height: 
         rep.error(path, item, "missing label")
         return None
     kind = shape.get("shape_type") or "polygon"
+    if not isinstance(kind, str):
+        rep.error(path, item, f"shape_type must be a string, not {type(kind).__name__}")
+        return None
     if kind in NON_INSTANCE_SHAPES:
         rep.warn(f"{kind} shape skipped (not an instance)", f"{path}:{item}")
         return None
@@ -244,6 +248,9 @@ def _parse_shape(shape, item: str, path: Path, rep: Report, width: int, height: 
 def _image_of(path: Path, root: Path, doc: dict, rep: Report, extract_dir: Path | None, image_root: Path | None):
     """ImageDraft with file name and displayed size, or None after rep.error."""
     raw_ref = doc.get("imagePath") or ""
+    if not isinstance(raw_ref, str):
+        rep.error(path, "imagePath", f"must be a string, not {type(raw_ref).__name__}")
+        return None
     ref = raw_ref.replace("\\", "/")
     if ref.startswith("/") or ref[1:3] == ":/":  # POSIX, UNC (\\\\host) or drive-letter absolute path
         rep.warn("absolute imagePath: using its file name", str(path))
@@ -267,7 +274,7 @@ def _image_of(path: Path, root: Path, doc: dict, rep: Report, extract_dir: Path 
         file_name = relative_name(os.path.splitext(path)[0] + embedded[1], root)
 
     width, height = doc.get("imageWidth"), doc.get("imageHeight")
-    stored = isinstance(width, int) and isinstance(height, int) and width > 0 and height > 0
+    stored = is_side(width) and is_side(height)
     header = None
     if image_file is not None and image_root is not None and not os.path.isfile(image_file):
         image_file = find_image(ref, [image_root]) or image_file

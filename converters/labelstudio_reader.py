@@ -28,6 +28,7 @@ from annot.model import Annotation, DatasetBuilder, ImageDraft, Instance
 from annot.options import ConvertOptions
 from annot.parallel import map_shared
 from annot.report import Report
+from annot.values import is_id, is_number, is_side, to_floats
 
 from .columns import Columns, PolygonEntry, to_columns
 from .discovery import find_files, find_image, load_json
@@ -81,11 +82,20 @@ def convert_task(tasks: list, k: int, path: Path, opts: ConvertOptions):
         rep.error(path, item, "no image reference in the task data")
         return None, None, None, rep
     if "annotations" in task or "data" in task:
-        chosen = _select(task.get("annotations") or [], opts.annotations)
+        annotations = task.get("annotations") or []
+        if not isinstance(annotations, list):
+            rep.error(path, item, "'annotations' is not a list")
+            return None, None, None, rep
+        chosen = _select(annotations, opts.annotations)
         if chosen is None:
             rep.warn("task without a usable annotation skipped", f"{path}:{item}")
             return None, None, None, rep
-        results = [r for a in chosen for r in (a.get("result") or [])]
+        results = []
+        for a in chosen:
+            if not isinstance(a.get("result") or [], list):
+                rep.error(path, f"{item}.annotation {a.get('id')}", "'result' is not a list")
+                return None, None, None, rep
+            results += a.get("result") or []
     else:
         results = _min_results(task)
     file_name, url = file_name_of(ref, opts.keep_upload_prefix)
@@ -93,7 +103,7 @@ def convert_task(tasks: list, k: int, path: Path, opts: ConvertOptions):
     if size is None:
         rep.error(path, item, "image size unknown: no region carries original_width/height; pass --image-root")
         return None, None, None, rep
-    extra = {"ls_task_id": task.get("id")} if task.get("id") is not None else {}
+    extra = {"ls_task_id": task["id"]} if is_id(task.get("id")) else {}
     if url:
         extra["coco_url"] = url
     known = frozenset(opts.labels) if opts.labels is not None else None
@@ -102,10 +112,12 @@ def convert_task(tasks: list, k: int, path: Path, opts: ConvertOptions):
     predictions = None
     if opts.predictions:
         entries = []
-        for p in task.get("predictions") or []:
-            if not isinstance(p, dict):
+        raw = task.get("predictions") or []
+        for p in raw if isinstance(raw, list) else []:
+            if not isinstance(p, dict) or not isinstance(p.get("result") or [], list):
+                rep.warn("malformed prediction skipped", f"{path}:{item}")
                 continue
-            default = float(p["score"]) if isinstance(p.get("score"), (int, float)) else 1.0
+            default = float(p["score"]) if is_number(p.get("score")) else 1.0
             pred = _regions(path, f"{item}.predictions", p.get("result") or [], size, None, rep, default)
             entries += pred.instances()
         predictions = to_columns(entries, size[0], size[1], path, rep)
@@ -113,7 +125,9 @@ def convert_task(tasks: list, k: int, path: Path, opts: ConvertOptions):
 
 
 def _when(ann: dict):
-    return (ann.get("updated_at") or ann.get("created_at") or "", ann.get("id") or 0)
+    """Sort key of an annotation: its ISO time stamp, then its id."""
+    stamp, ann_id = ann.get("updated_at") or ann.get("created_at"), ann.get("id")
+    return (stamp if isinstance(stamp, str) else "", ann_id if is_number(ann_id) else 0)
 
 
 def _select(annotations: list, mode: str) -> list[dict] | None:
@@ -164,8 +178,8 @@ def _image_ref(task: dict) -> str | None:
 
 def _size(results: list[dict], file_name: str, image_root) -> tuple[int, int] | None:
     for r in results:
-        w, h = r.get("original_width"), r.get("original_height")
-        if isinstance(w, (int, float)) and isinstance(h, (int, float)) and w > 0 and h > 0:
+        w, h = (r.get("original_width"), r.get("original_height")) if isinstance(r, dict) else (None, None)
+        if is_side(w) and is_side(h):
             return int(w), int(h)
     if image_root is not None:
         img = find_image(file_name, [image_root])
@@ -178,27 +192,33 @@ def _regions(path, item, results: list[dict], size, known, rep: Report, default_
     """Every geometry region of one annotation (or prediction) as Columns."""
     width, height = size
     entries: list = []
-    position: dict[str, int] = {}  # region id -> entry index, for keypoints
+    by_id: dict[object, object] = {}  # region id -> its entry, for keypoints
     keypoints = []
     for i, r in enumerate(results):
         where = f"{item}.result[{i}]"
         if not isinstance(r, dict):
             rep.error(path, where, "result is not an object")
             continue
-        kind = (r.get("type") or "").lower()
+        kind, value = r.get("type") or "", r.get("value") or {}
+        if not isinstance(kind, str) or not isinstance(value, dict):
+            rep.error(path, where, "a result needs a string 'type' and an object 'value'")
+            continue
+        kind = kind.lower()
         if kind in NON_GEOMETRY:
             continue
         if kind not in LABEL_KEYS:
             rep.warn(f"unsupported region type {kind!r} skipped", f"{path}:{where}")
             continue
-        value = r.get("value") or {}
         names = value.get(kind)
         if not names or not isinstance(names, list):
             rep.error(path, where, f"region without a label ({kind} is empty)")
             continue
         if len(names) > 1:
             rep.warn("region with several labels: first one used", f"{path}:{where}")
-        label = str(names[0])
+        label = names[0]
+        if not isinstance(label, str) or not label:
+            rep.error(path, where, f"region label must be a non-empty string, found {label!r}")
+            continue
         if kind == "keypointlabels":
             keypoints.append((where, r, label))
             continue
@@ -206,7 +226,7 @@ def _regions(path, item, results: list[dict], size, known, rep: Report, default_
             rep.error(path, where, f"label {label!r} is not in the labels file")
             continue
         score = r.get("score")
-        score = float(score) if isinstance(score, (int, float)) else default_score
+        score = float(score) if is_number(score) else default_score
         w = r.get("original_width") or width
         h = r.get("original_height") or height
         try:
@@ -217,19 +237,26 @@ def _regions(path, item, results: list[dict], size, known, rep: Report, default_
         if entry is None:
             continue
         entry.score = score
-        if r.get("id") is not None:
-            position.setdefault(r["id"], len(entries))
+        if isinstance(r.get("id"), (str, int)):
+            by_id.setdefault(r["id"], entry)
         entries.append(entry)
     columns = to_columns(entries, width, height, path, rep)
+    position = {id(e): k for k, e in enumerate(entries)}  # after to_columns dropped empty shapes
     for where, r, name in keypoints:
-        pos = position.get(r.get("parentID"))
+        parent = r.get("parentID")
+        entry = by_id.get(parent) if isinstance(parent, (str, int)) else None
+        pos = position.get(id(entry)) if entry is not None else None
         if pos is None:
             rep.warn("keypoint not linked to a region (no parentID) skipped", f"{path}:{where}")
             continue
         v = r["value"]
         w = r.get("original_width") or width
         h = r.get("original_height") or height
-        columns.keypoints.setdefault(pos, {})[name] = (v["x"] * w / 100, v["y"] * h / 100)
+        xy = to_floats([v.get("x"), v.get("y"), w, h])
+        if xy is None:
+            rep.error(path, where, "keypoint x and y must be numbers")
+            continue
+        columns.keypoints.setdefault(pos, {})[name] = (xy[0] * xy[2] / 100, xy[1] * xy[3] / 100)
     return columns
 
 

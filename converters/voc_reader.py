@@ -20,8 +20,9 @@ from annot.model import DatasetBuilder, ImageDraft
 from annot.options import ConvertOptions
 from annot.parallel import map_files
 from annot.report import Report
+from annot.values import is_side
 
-from .boxes import box_instances, clip_box
+from .boxes import box_instances, fit_box
 from .discovery import find_files, find_image
 
 
@@ -58,7 +59,11 @@ def _flag(el, tag: str) -> int:
     """``<difficult/>`` and ``<difficult></difficult>`` mean 0."""
     node = el.find(tag)
     text = (node.text or "").strip() if node is not None else ""
-    return int(float(text)) if text else 0
+    if not text:
+        return 0
+    if not math.isfinite(float(text)):
+        raise ValueError(f"<{tag}> is {text!r}")
+    return int(float(text) != 0)
 
 
 def read_file(
@@ -88,7 +93,7 @@ def read_file(
     except ValueError as e:
         rep.error(path, "size", f"bad number: {e}")
         return None, rep
-    if not width or not height:
+    if not (is_side(width) and is_side(height)):
         img = find_image(
             file_name,
             [image_root, path.parent, path.parent.parent / "JPEGImages", path.parent.parent / "images"],
@@ -126,11 +131,8 @@ def read_file(
         if xywh[2] <= 0 or xywh[3] <= 0:
             rep.error(path, item, f"empty box {coords}")
             continue
-        clipped = clip_box(xywh, width, height)
-        if clipped != xywh:
-            rep.warn("boxes outside the image clipped to its border", f"{path}:{item}")
-            if clipped[2] <= 0 or clipped[3] <= 0:
-                rep.error(path, item, f"box {coords} lies outside the {width}x{height} image")
-                continue
+        clipped = fit_box(xywh, width, height, path, item, rep)
+        if clipped is None:
+            continue
         boxes.append((label, clipped, 1 if (difficult and difficult_as_crowd) else 0))
     return ImageDraft(file_name, width, height, box_instances(boxes, width, height), {"source": str(path)}), rep

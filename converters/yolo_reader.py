@@ -23,7 +23,7 @@ from annot.options import ConvertOptions
 from annot.parallel import map_files
 from annot.report import Report
 
-from .boxes import clip_box
+from .boxes import fit_box
 from .discovery import find_files, relative_name
 
 CLASS_FILES = ("classes.txt", "obj.names")
@@ -121,9 +121,12 @@ def read_file(file_and_root, names: tuple[str, ...] = (), on_error="fail", image
             continue
         label = names[cls]
         if len(vals) == 4:
-            xywh = clip_box(box_to_xywh(vals, BoxMode.CXCYWH_REL, width, height), width, height)
+            xywh = box_to_xywh(vals, BoxMode.CXCYWH_REL, width, height)
             if xywh[2] <= 0 or xywh[3] <= 0:
                 rep.error(path, item, "empty box")
+                continue
+            xywh = fit_box(xywh, width, height, path, item, rep)
+            if xywh is None:
                 continue
             shapes.append((label, rectangle_polygon(*xywh), xywh))
         elif len(vals) >= 6 and len(vals) % 2 == 0:

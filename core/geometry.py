@@ -123,6 +123,9 @@ def rectangle_of(poly: list[float], tol: float = 1e-6) -> tuple[float, float, fl
     return float(p[0, 0]), float(p[0, 1]), w, h, angle
 
 
+MAX_CIRCLE_VERTICES = 8192  # keeps the 1 px bound up to r ~ 13.6 million px, far beyond any image
+
+
 def circle_polygon(cx: float, cy: float, r: float, max_error: float = 1.0) -> list[float]:
     """Inscribed regular polygon whose chords stay within ``max_error`` px of the
     circle. The vertex count is a multiple of 4 so the four extreme points are
@@ -131,8 +134,9 @@ def circle_polygon(cx: float, cy: float, r: float, max_error: float = 1.0) -> li
     if r <= max_error:
         n = 8
     else:
-        n = max(8, math.ceil(math.pi / math.acos(1.0 - max_error / r)))
-    n = 4 * math.ceil(n / 4)
+        step = math.acos(1.0 - max_error / r)  # 0 once max_error / r is below float precision
+        n = max(8, math.ceil(math.pi / step)) if step > 0 else MAX_CIRCLE_VERTICES
+    n = min(4 * math.ceil(n / 4), MAX_CIRCLE_VERTICES)
     return (_unit_circle(n) * r + (cx, cy)).ravel().tolist()
 
 

@@ -12,22 +12,14 @@ from __future__ import annotations
 import contextlib
 import difflib
 import io
-import math
 from pathlib import Path
 
 import numpy as np
 
 from .errors import AnnotError, DatasetInvalid
+from .values import is_int, is_number
 
 EDGE_TOLERANCE = 1e-3  # px a bbox may pass the image border (float round-off)
-
-
-def _is_int(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_num(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 def _missing(doc: dict, key: str) -> str:
@@ -39,7 +31,7 @@ def _missing(doc: dict, key: str) -> str:
 def _id_problems(p: str, obj: dict, seen) -> list[str]:
     if "id" not in obj:
         return [f"{p}.id: missing"]
-    if not _is_int(obj["id"]):
+    if not is_int(obj["id"]):
         return [f"{p}.id: must be an int, found {obj['id']!r}"]
     if obj["id"] in seen:
         return [f"{p}.id: duplicate id {obj['id']}"]
@@ -72,10 +64,10 @@ def structural_problems(doc) -> list[str]:
             if k not in im:
                 problems.append(f"{p}.{k}: missing")
                 size_ok = False
-            elif not (_is_int(im[k]) and im[k] > 0):
+            elif not (is_int(im[k]) and im[k] > 0):
                 problems.append(f"{p}.{k}: must be a positive int, found {im[k]!r}")
                 size_ok = False
-        if _is_int(im.get("id")) and im["id"] not in images:
+        if is_int(im.get("id")) and im["id"] not in images:
             images[im["id"]] = (im["width"], im["height"]) if size_ok else None
     cats: set[int] = set()
     names: set[str] = set()
@@ -122,7 +114,7 @@ def _annotation_problems(p: str, a, images, cats, ann_ids) -> list[str]:
     bbox = a.get("bbox")
     if bbox is None:
         out.append(f"{p}.bbox: missing")
-    elif not (isinstance(bbox, list) and len(bbox) == 4 and all(_is_num(v) for v in bbox)):
+    elif not (isinstance(bbox, list) and len(bbox) == 4 and all(is_number(v) for v in bbox)):
         out.append(f"{p}.bbox: must be [x, y, w, h] numbers, found {bbox!r}")
     elif bbox[2] <= 0 or bbox[3] <= 0:
         out.append(f"{p}.bbox: width and height must be > 0, found {bbox}")
@@ -133,7 +125,7 @@ def _annotation_problems(p: str, a, images, cats, ann_ids) -> list[str]:
             out.append(f"{p}.bbox: {bbox} extends outside the {w}x{h} image")
     if "area" not in a:
         out.append(f"{p}.area: missing")
-    elif not (_is_num(a["area"]) and a["area"] > 0):
+    elif not (is_number(a["area"]) and a["area"] > 0):
         out.append(f"{p}.area: must be a number > 0, found {a['area']!r}")
     if "segmentation" not in a:
         out.append(f"{p}.segmentation: missing")
@@ -145,7 +137,7 @@ def _annotation_problems(p: str, a, images, cats, ann_ids) -> list[str]:
 def _segmentation_problems(p: str, seg, size) -> list[str]:
     if isinstance(seg, dict):
         rle_size, counts = seg.get("size"), seg.get("counts")
-        if not (isinstance(rle_size, list) and len(rle_size) == 2 and all(_is_int(v) for v in rle_size)):
+        if not (isinstance(rle_size, list) and len(rle_size) == 2 and all(is_int(v) for v in rle_size)):
             return [f"{p}.size: RLE needs size [height, width], found {rle_size!r}"]
         if not isinstance(counts, (str, list)):
             return [f"{p}.counts: must be a string (compressed) or a list of ints"]
@@ -163,7 +155,7 @@ def _segmentation_problems(p: str, seg, size) -> list[str]:
             break
         if len(poly) < 6 or len(poly) % 2:
             out.append(f"{p}[{j}]: polygon needs an even number >= 6 of coordinates, has {len(poly)}")
-        elif not all(_is_num(v) for v in poly):
+        elif not all(is_number(v) for v in poly):
             out.append(f"{p}[{j}]: polygon coordinates must be numbers")
     return out
 

@@ -1,0 +1,47 @@
+"""What counts as a number, an id or an image side in the files annot reads.
+
+JSON gives no guarantee about types: a coordinate may arrive as a string, a
+bool, ``NaN`` or an integer too large for any image. Readers test values
+with these predicates and report the item instead of failing inside numpy,
+pycocotools or the JSON writer.
+"""
+
+from __future__ import annotations
+
+import math
+
+MAX_SIDE = 1 << 20  # px; a larger image side is a corrupt value, not an image
+
+
+def is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def is_number(v) -> bool:
+    """A finite int or float (bools are not numbers here)."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def is_side(v) -> bool:
+    """An image width or height: a number from 1 to MAX_SIDE px."""
+    return is_number(v) and 1 <= v <= MAX_SIDE
+
+
+def to_floats(values) -> list[float] | None:
+    """``values`` as finite floats (numeric strings accepted), or None when it
+    is not a list of such numbers."""
+    if not isinstance(values, (list, tuple)):
+        return None
+    try:
+        out = [float(v) for v in values if not isinstance(v, bool)]
+    except (TypeError, ValueError):
+        return None
+    if len(out) != len(values) or not math.isfinite(sum(out)):
+        return None
+    return out
+
+
+def is_id(v) -> bool:
+    """An id a reader can follow and a JSON writer can write: a 64-bit int or
+    a non-empty string."""
+    return (is_int(v) and -(2**63) <= v < 2**63) or (isinstance(v, str) and v != "")
