@@ -3,10 +3,12 @@
 Real COCO files from other tools drift from the spec; this reader accepts and
 fixes: string or numeric-string ids (renumbered 1..N, references followed),
 ``"iscrowd": "false"``/``true``/booleans, uncompressed RLE, a missing ``area``
-(pycocotools pixel count) or ``bbox`` (from the segmentation). Category order
-is the file's (by position) unless ``--labels`` gives one. What cannot be
-fixed (a reference to a missing image or category, a non-list section) is an
-error naming the JSON path.
+(pycocotools pixel count) or ``bbox`` (from the segmentation), a bbox over the
+image border (clipped, counted as a warning). Category order is the file's (by
+position) unless ``--labels`` gives one. What cannot be fixed (a reference to
+a missing image or category, a non-list section, a value of the wrong type, a
+bbox or polygon with nothing inside the image) is an error naming the JSON
+path.
 """
 
 from __future__ import annotations
@@ -168,7 +170,10 @@ def _instance(a, where, path, drafts, cat_name, report: Report) -> Instance | No
         if None in polys:
             report.error(path, where, "segmentation polygons must be lists of numbers")
             return None
-        seg, seg_area, seg_bbox = polys or None, -1.0 if polys else None, polygons_bbox(polys) if polys else None
+        if polys:  # area -1: measured by _fit once the image size is known
+            seg, seg_area, seg_bbox = polys, -1.0, polygons_bbox(polys)
+        else:
+            seg, seg_area, seg_bbox = None, None, None
     elif seg is None or seg == []:
         seg, seg_area, seg_bbox = None, None, None
     else:

@@ -101,13 +101,13 @@ def _annotation_problems(p: str, a, images, cats, ann_ids) -> list[str]:
     size = None
     if "image_id" not in a:
         out.append(f"{p}.image_id: missing")
-    elif a["image_id"] not in images:
+    elif not is_int(a["image_id"]) or a["image_id"] not in images:
         out.append(f"{p}.image_id: {a['image_id']!r} is not an image id")
     else:
         size = images[a["image_id"]]
     if "category_id" not in a:
         out.append(f"{p}.category_id: missing")
-    elif a["category_id"] not in cats:
+    elif not is_int(a["category_id"]) or a["category_id"] not in cats:
         out.append(f"{p}.category_id: {a['category_id']!r} is not a category id")
     if a.get("iscrowd", 0) not in (0, 1) or isinstance(a.get("iscrowd", 0), bool):
         out.append(f"{p}.iscrowd: must be 0 or 1, found {a.get('iscrowd')!r}")
@@ -143,6 +143,8 @@ def _segmentation_problems(p: str, seg, size) -> list[str]:
             return [f"{p}.counts: must be a string (compressed) or a list of ints"]
         if size is not None and rle_size != [size[1], size[0]]:
             return [f"{p}.size: RLE size {rle_size} is not the image's [height, width] = [{size[1]}, {size[0]}]"]
+        if isinstance(counts, list) and not all(is_int(c) and c >= 0 for c in counts):
+            return [f"{p}.counts: uncompressed RLE counts must be ints >= 0"]
         if isinstance(counts, list) and sum(counts) != rle_size[0] * rle_size[1]:
             return [f"{p}.counts: uncompressed RLE sums to {sum(counts)}, not height*width"]
         return []

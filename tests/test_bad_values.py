@@ -145,3 +145,17 @@ def test_labelstudio_mixed_time_stamps_pick_the_dated_annotation(convert, tmp_pa
 def test_circle_vertex_count_is_capped_for_absurd_radii():
     assert len(circle_polygon(0, 0, 1e20)) == 2 * MAX_CIRCLE_VERTICES
     assert len(circle_polygon(0, 0, 1e6)) < 2 * MAX_CIRCLE_VERTICES  # the 1 px bound still decides here
+
+
+@pytest.mark.parametrize("change, problem", [
+    ({"annotations__image_id": [1]}, "annotations[0].image_id: [1] is not an image id"),
+    ({"annotations__category_id": {"id": 1}}, "annotations[0].category_id: {'id': 1} is not a category id"),
+    ({"annotations__segmentation": {"size": [80, 100], "counts": [10, "x"]}},
+     "annotations[0].segmentation.counts: uncompressed RLE counts must be ints >= 0"),
+])
+def test_validate_reports_wrong_types_as_problems(annot, tmp_path, change, problem):
+    f = tmp_path / "c.json"
+    f.write_text(json.dumps(_coco(**change)))
+    res = annot("validate", "coco", f)
+    assert res.code == 1, res
+    assert f"{f}:{problem}" in res.err.splitlines()

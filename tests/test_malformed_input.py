@@ -154,6 +154,22 @@ def test_json_formats_never_crash(fmt, data):
         _convert_both_ways(fmt, inp, work)
 
 
+@settings(SETTINGS, max_examples=_EXPLORE or 400)  # a case takes milliseconds
+@given(data=st.data())
+def test_validate_never_crashes(data):
+    src = data.draw(st.sampled_from(JSON_SOURCES["coco"]), label="sample")
+    doc = _mutate(json.loads(src.read_text(encoding="utf-8")), data)
+    with _case_dir() as d:
+        inp = Path(d) / src.name
+        inp.write_text(json.dumps(doc))
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+            code = main(["validate", "coco", str(inp)])
+        text = err.getvalue()
+        assert code in (0, 1, 2), (code, text)  # valid, problems listed, unreadable
+        assert "internal error" not in text and "Traceback" not in text, text
+
+
 @SETTINGS
 @given(data=st.data())
 def test_voc_never_crashes(data):
