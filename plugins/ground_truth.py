@@ -18,6 +18,7 @@ from pathlib import Path, PurePosixPath
 from annot.converters.discovery import load_json
 from annot.errors import AnnotError
 from annot.model import Category
+from annot.values import is_int
 
 from .inputs import InputImage
 from .predictor import Prompt
@@ -47,7 +48,7 @@ class GroundTruth:
                     Prompt(box=[float(v) for v in a["bbox"]], label=names[_int(a["category_id"])]))
         except (OSError, ValueError) as e:
             raise AnnotError(f"{path}: cannot read COCO: {e}") from None
-        except (KeyError, TypeError) as e:
+        except (KeyError, TypeError, AttributeError) as e:
             raise AnnotError(f"{path}: not a COCO file (missing or wrong {e})") from None
         return cls(Path(path), ids, cats, prompts)
 
@@ -66,6 +67,6 @@ class GroundTruth:
 
 
 def _int(v) -> int:
-    if isinstance(v, int) and not isinstance(v, bool):
+    if is_int(v):
         return v
     raise ValueError(f"id {v!r} is not an integer (normalise the file with `annot convert coco coco` first)")

@@ -4,7 +4,11 @@ Real sample files with values of the wrong type put at random places (a list
 where a label was, a string for a coordinate, a huge integer for a size, a
 deleted key, ...) must give either one error line and exit 2, or, with
 ``--on-error skip``, a COCO file that passes ``annot validate``. Never an
-internal error.
+internal error. ``annot validate`` and ``annot predict --gt`` get the same
+treatment on COCO files.
+
+CI runs a fixed set of cases; ``ANNOT_FUZZ_EXAMPLES=5000 .venv/bin/pytest
+tests/test_malformed_input.py`` explores new random ones.
 """
 
 from __future__ import annotations
@@ -133,7 +137,6 @@ def _case_dir():
     return tempfile.TemporaryDirectory(prefix="annot-malformed-")
 
 
-# A fixed set of cases in CI; ANNOT_FUZZ_EXAMPLES=5000 explores new random ones.
 _EXPLORE = int(os.environ.get("ANNOT_FUZZ_EXAMPLES", "0"))
 SETTINGS = settings(max_examples=_EXPLORE or 120, deadline=None, derandomize=not _EXPLORE,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
@@ -168,6 +171,23 @@ def test_validate_never_crashes(data):
         text = err.getvalue()
         assert code in (0, 1, 2), (code, text)  # valid, problems listed, unreadable
         assert "internal error" not in text and "Traceback" not in text, text
+
+
+@settings(SETTINGS, max_examples=_EXPLORE or 400)
+@given(data=st.data())
+def test_predict_ground_truth_never_crashes(data):
+    from annot.errors import AnnotError
+    from annot.plugins.ground_truth import GroundTruth
+
+    src = data.draw(st.sampled_from(JSON_SOURCES["coco"]), label="sample")
+    doc = _mutate(json.loads(src.read_text(encoding="utf-8")), data)
+    with _case_dir() as d:
+        inp = Path(d) / src.name
+        inp.write_text(json.dumps(doc))
+        try:
+            GroundTruth.read(inp)  # what `annot predict --gt` reads
+        except AnnotError as e:
+            assert str(e).startswith(str(inp))
 
 
 @SETTINGS
