@@ -2,7 +2,8 @@
 
 A box becomes its 4-corner polygon as ``segmentation`` so that mask-based
 tools and COCOeval's ``segm`` mode see the same region; ``area`` is the
-polygon's pixel count (for integer corners exactly ``w * h``).
+polygon's pixel count (for integer corners exactly ``w * h``). YOLO
+segmentation polygons are measured the same way.
 """
 
 from __future__ import annotations
@@ -32,11 +33,24 @@ def fit_box(xywh: list[float], width: int, height: int, path, item: str, rep: Re
     return clipped
 
 
-def box_instances(boxes: list[tuple[str, list[float], int]], width: int, height: int) -> list[Instance]:
-    """``boxes`` = ``(label, [x, y, w, h], iscrowd)``, already in COCO pixels."""
-    polys = [[rectangle_polygon(*b)] for _, b, _ in boxes]
-    areas = polygon_areas(polys, height, width)
-    return [
-        Instance(label, list(b), area, p, crowd)
-        for (label, b, crowd), p, area in zip(boxes, polys, areas)
-    ]
+def box_instances(boxes: list[tuple[str, list[float], int, str]], width: int, height: int, path,
+                  rep: Report) -> list[Instance]:
+    """``boxes`` = ``(label, [x, y, w, h], iscrowd, item)``, already in COCO
+    pixels and inside the image."""
+    return polygon_instances([(label, rectangle_polygon(*b), list(b), crowd, item) for label, b, crowd, item in boxes],
+                             width, height, path, rep)
+
+
+def polygon_instances(shapes: list[tuple[str, list[float], list[float], int, str]], width: int, height: int, path,
+                      rep: Report) -> list[Instance]:
+    """``shapes`` = ``(label, flat polygon, bbox, iscrowd, item)``, measured
+    with one pycocotools call. A shape that covers no pixel (a sliver between
+    pixel centres, collinear points) is an error for its item."""
+    areas = polygon_areas([[p] for _, p, _, _, _ in shapes], height, width)
+    out = []
+    for (label, poly, bbox, crowd, item), area in zip(shapes, areas):
+        if area <= 0 or bbox[2] <= 0 or bbox[3] <= 0:
+            rep.error(path, item, "shape covers no pixel inside the image")
+            continue
+        out.append(Instance(label, bbox, area, [poly], crowd))
+    return out

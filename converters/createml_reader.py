@@ -77,5 +77,6 @@ def _read_entry(path: Path, k: int, entry, image_root, known, report: Report):
             continue
         box = fit_box(box_to_xywh(vals, BoxMode.CXCYWH), width, height, path, where, report)
         if box is not None:
-            boxes.append((label, box, 0))
-    return ImageDraft(name, width, height, box_instances(boxes, width, height), {"source": str(path)})
+            boxes.append((label, box, 0, where))
+    return ImageDraft(name, width, height, box_instances(boxes, width, height, path, report),
+                       {"source": str(path)})

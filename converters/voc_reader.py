@@ -134,5 +134,6 @@ def read_file(
         clipped = fit_box(xywh, width, height, path, item, rep)
         if clipped is None:
             continue
-        boxes.append((label, clipped, 1 if (difficult and difficult_as_crowd) else 0))
-    return ImageDraft(file_name, width, height, box_instances(boxes, width, height), {"source": str(path)}), rep
+        boxes.append((label, clipped, 1 if (difficult and difficult_as_crowd) else 0, item))
+    return ImageDraft(file_name, width, height, box_instances(boxes, width, height, path, rep),
+                      {"source": str(path)}), rep

@@ -16,14 +16,14 @@ from functools import partial
 from pathlib import Path
 
 from annot.errors import AnnotError
-from annot.geometry import BoxMode, box_to_xywh, polygon_areas, polygons_bbox, rectangle_polygon
+from annot.geometry import BoxMode, box_to_xywh, polygons_bbox, rectangle_polygon
 from annot.images import IMAGE_SUFFIXES, image_size
-from annot.model import DatasetBuilder, ImageDraft, Instance
+from annot.model import DatasetBuilder, ImageDraft
 from annot.options import ConvertOptions
 from annot.parallel import map_files
 from annot.report import Report
 
-from .boxes import fit_box
+from .boxes import fit_box, polygon_instances
 from .discovery import find_files, relative_name
 
 CLASS_FILES = ("classes.txt", "obj.names")
@@ -101,7 +101,7 @@ def read_file(file_and_root, names: tuple[str, ...] = (), on_error="fail", image
     except (OSError, UnicodeDecodeError) as e:
         rep.error(path, None, f"cannot read: {e}")
         return None, rep
-    shapes: list[tuple[str, list[float], list[float]]] = []  # (label, polygon, bbox) in line order
+    shapes: list[tuple[str, list[float], list[float], int, str]] = []  # (label, polygon, bbox, 0, item) in line order
     for n, line in enumerate(lines, start=1):
         item = f"line {n}"
         fields = line.split()
@@ -128,13 +128,12 @@ def read_file(file_and_root, names: tuple[str, ...] = (), on_error="fail", image
             xywh = fit_box(xywh, width, height, path, item, rep)
             if xywh is None:
                 continue
-            shapes.append((label, rectangle_polygon(*xywh), xywh))
+            shapes.append((label, rectangle_polygon(*xywh), xywh, 0, item))
         elif len(vals) >= 6 and len(vals) % 2 == 0:
             pts = [min(max(v, 0.0), 1.0) * (width if k % 2 == 0 else height) for k, v in enumerate(vals)]
-            shapes.append((label, pts, polygons_bbox([pts])))
+            shapes.append((label, pts, polygons_bbox([pts]), 0, item))
         else:
             rep.error(path, item, f"{len(vals)} coordinates: expected 4 (box) or an even number >= 6 (polygon)")
-    areas = polygon_areas([[p] for _, p, _ in shapes], height, width)
-    instances = [Instance(lb, bb, a, [p]) for (lb, p, bb), a in zip(shapes, areas)]
+    instances = polygon_instances(shapes, width, height, path, rep)
     base = image_root if image_root is not None and image.is_relative_to(image_root) else root
     return ImageDraft(relative_name(image, base), width, height, instances, {"source": str(path)}), rep

@@ -159,3 +159,24 @@ def test_validate_reports_wrong_types_as_problems(annot, tmp_path, change, probl
     res = annot("validate", "coco", f)
     assert res.code == 1, res
     assert f"{f}:{problem}" in res.err.splitlines()
+
+
+def test_yolo_collinear_polygon_and_voc_sliver_box_cover_no_pixel(annot, tmp_path):
+    from PIL import Image
+
+    yolo = tmp_path / "yolo"
+    yolo.mkdir()
+    Image.new("RGB", (100, 80)).save(yolo / "a.png")
+    (yolo / "classes.txt").write_text("a\n")
+    (yolo / "a.txt").write_text("0 0.5 0.5 0.2 0.2\n0 0.1 0.1 0.2 0.2 0.3 0.3\n")
+    res = annot("convert", "yolo", "coco", yolo, "-o", tmp_path / "y.json")
+    assert res.code == 2
+    assert res.err.strip() == f"annot: error: {yolo / 'a.txt'}:line 2: shape covers no pixel inside the image"
+
+    xml = ("<annotation><filename>a.jpg</filename><size><width>100</width><height>80</height></size>"
+           "<object><name>a</name><bndbox><xmin>10</xmin><ymin>10</ymin><xmax>10.1</xmax><ymax>30</ymax></bndbox>"
+           "</object></annotation>")
+    (tmp_path / "a.xml").write_text(xml)
+    res = annot("convert", "voc", "coco", tmp_path / "a.xml", "-o", tmp_path / "v.json")
+    assert res.code == 2
+    assert res.err.strip() == f"annot: error: {tmp_path / 'a.xml'}:object[0]: shape covers no pixel inside the image"
