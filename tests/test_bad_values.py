@@ -101,11 +101,15 @@ def test_bad_value_is_one_line_and_skippable(annot, tmp_path, case):
     assert annot("validate", "coco", out).code == 0
 
 
+def _voc(path, xmax=20, difficult=0):
+    path.write_text(
+        "<annotation><filename>a.jpg</filename><size><width>100</width><height>80</height></size>"
+        f"<object><name>a</name><difficult>{difficult}</difficult>"
+        f"<bndbox><xmin>10</xmin><ymin>10</ymin><xmax>{xmax}</xmax><ymax>30</ymax></bndbox></object></annotation>")
+
+
 def test_voc_difficult_out_of_range_is_a_bad_number(annot, tmp_path):
-    xml = ("<annotation><filename>a.jpg</filename><size><width>100</width><height>80</height></size>"
-           "<object><name>a</name><difficult>1e400</difficult>"
-           "<bndbox><xmin>1</xmin><ymin>1</ymin><xmax>20</xmax><ymax>20</ymax></bndbox></object></annotation>")
-    (tmp_path / "a.xml").write_text(xml)
+    _voc(tmp_path / "a.xml", difficult="1e400")
     res = annot("convert", "voc", "coco", tmp_path / "a.xml", "-o", tmp_path / "o.json")
     assert res.code == 2
     assert res.err.strip() == f"annot: error: {tmp_path / 'a.xml'}:object[0]: bad number: <difficult> is '1e400'"
@@ -173,10 +177,7 @@ def test_yolo_collinear_polygon_and_voc_sliver_box_cover_no_pixel(annot, tmp_pat
     assert res.code == 2
     assert res.err.strip() == f"annot: error: {yolo / 'a.txt'}:line 2: shape covers no pixel inside the image"
 
-    xml = ("<annotation><filename>a.jpg</filename><size><width>100</width><height>80</height></size>"
-           "<object><name>a</name><bndbox><xmin>10</xmin><ymin>10</ymin><xmax>10.1</xmax><ymax>30</ymax></bndbox>"
-           "</object></annotation>")
-    (tmp_path / "a.xml").write_text(xml)
+    _voc(tmp_path / "a.xml", xmax=10.1)
     res = annot("convert", "voc", "coco", tmp_path / "a.xml", "-o", tmp_path / "v.json")
     assert res.code == 2
     assert res.err.strip() == f"annot: error: {tmp_path / 'a.xml'}:object[0]: shape covers no pixel inside the image"

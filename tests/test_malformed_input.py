@@ -107,6 +107,15 @@ def _mutate(doc, data):
     return doc
 
 
+def _mutated_sample(fmt: str, data, work: Path) -> tuple[Path, Path]:
+    """(a sample of ``fmt``, a mutated copy of it written in ``work``)."""
+    src = data.draw(st.sampled_from(JSON_SOURCES[fmt]), label="sample")
+    doc = _mutate(json.loads(src.read_text(encoding="utf-8-sig")), data)
+    inp = work / src.name
+    inp.write_text(json.dumps(doc))
+    return src, inp
+
+
 def _link_images(src_dir: Path, dst_dir: Path) -> None:
     for f in src_dir.iterdir():
         if f.suffix.lower() in IMAGE_SUFFIXES:
@@ -146,12 +155,9 @@ SETTINGS = settings(max_examples=_EXPLORE or 120, deadline=None, derandomize=not
 @SETTINGS
 @given(data=st.data())
 def test_json_formats_never_crash(fmt, data):
-    src = data.draw(st.sampled_from(JSON_SOURCES[fmt]), label="sample")
-    doc = _mutate(json.loads(src.read_text(encoding="utf-8-sig")), data)
     with _case_dir() as d:
         work = Path(d)
-        inp = work / src.name
-        inp.write_text(json.dumps(doc))
+        src, inp = _mutated_sample(fmt, data, work)
         if fmt == "labelme":
             _link_images(src.parent, work)
         _convert_both_ways(fmt, inp, work)
@@ -160,11 +166,8 @@ def test_json_formats_never_crash(fmt, data):
 @settings(SETTINGS, max_examples=_EXPLORE or 400)  # a case takes milliseconds
 @given(data=st.data())
 def test_validate_never_crashes(data):
-    src = data.draw(st.sampled_from(JSON_SOURCES["coco"]), label="sample")
-    doc = _mutate(json.loads(src.read_text(encoding="utf-8")), data)
     with _case_dir() as d:
-        inp = Path(d) / src.name
-        inp.write_text(json.dumps(doc))
+        _, inp = _mutated_sample("coco", data, Path(d))
         err = io.StringIO()
         with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
             code = main(["validate", "coco", str(inp)])
@@ -179,11 +182,8 @@ def test_predict_ground_truth_never_crashes(data):
     from annot.errors import AnnotError
     from annot.plugins.ground_truth import GroundTruth
 
-    src = data.draw(st.sampled_from(JSON_SOURCES["coco"]), label="sample")
-    doc = _mutate(json.loads(src.read_text(encoding="utf-8")), data)
     with _case_dir() as d:
-        inp = Path(d) / src.name
-        inp.write_text(json.dumps(doc))
+        _, inp = _mutated_sample("coco", data, Path(d))
         try:
             GroundTruth.read(inp)  # what `annot predict --gt` reads
         except AnnotError as e:
