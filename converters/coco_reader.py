@@ -114,6 +114,9 @@ def _fit(inst: Instance, draft: ImageDraft, where: str, path: Path, report: Repo
     if isinstance(seg, dict) and list(seg["size"]) != [h, w]:
         report.error(path, where, f"RLE size {list(seg['size'])} is not the image's [height, width] [{h}, {w}]")
         return False
+    if isinstance(seg, dict) and rle_area_bbox(seg)[0] == 0:
+        report.error(path, where, "RLE segmentation is empty")
+        return False
     if isinstance(seg, list) and any(len(p) % 2 for p in seg):
         report.error(path, where, "polygon with an odd number of coordinates")
         return False
@@ -125,6 +128,12 @@ def _fit(inst: Instance, draft: ImageDraft, where: str, path: Path, report: Repo
     if (x0, y0, x1, y1) != (x, y, x + bw, y + bh):
         report.warn("bboxes over the image border clipped to it", f"{path}:{where}")
         inst.bbox = [x0, y0, x1 - x0, y1 - y0]
+    if inst.area > w * h:  # more pixels than the image has: not a pixel count (COCOeval's ranges end at 1e10)
+        report.warn("areas larger than the image measured again", f"{path}:{where}")
+        if isinstance(seg, dict):
+            inst.area = rle_area_bbox(seg)[0]
+        else:
+            inst.area = -1.0 if seg else inst.bbox[2] * inst.bbox[3]
     if inst.area < 0:  # polygons without a stored area: the pycocotools pixel count
         inst.area = polygon_areas([seg], h, w)[0]
         if inst.area <= 0:

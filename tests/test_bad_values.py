@@ -80,6 +80,8 @@ CASES = {
                                     "annotations[0]: keypoints must be a list of numbers, three per point"),
     "coco bbox outside": ("coco", _coco(annotations__bbox=[200, 10, 20, 20], annotations__segmentation=[]),
                           "annotations[0]: bbox [200.0, 10.0, 20.0, 20.0] has no area inside the 100x80 image"),
+    "coco empty RLE": ("coco", _coco(annotations__segmentation={"size": [80, 100], "counts": [8000]}),
+                       "annotations[0]: RLE segmentation is empty"),
     "coco odd polygon": ("coco", _coco(annotations__segmentation=[[10, 10, 30, 10, 30, 30, 10]]),
                          "annotations[0]: polygon with an odd number of coordinates"),
 }
@@ -121,6 +123,14 @@ def test_coco_bbox_over_the_border_is_clipped(convert, tmp_path):
                                     annotations__segmentation=[[90, 70, 100, 70, 100, 80, 90, 80]])))
     ann = load(convert("coco", "coco", src))["annotations"][0]
     assert ann["bbox"] == [90.0, 70.0, 10.0, 10.0]
+
+
+def test_coco_area_larger_than_the_image_is_measured_again(convert, tmp_path):
+    # COCOeval's area ranges end at 1e10: a larger area makes the annotation invisible to it
+    src = tmp_path / "in.json"
+    src.write_text(json.dumps(_coco(annotations__area=1e11)))
+    ann = load(convert("coco", "coco", src))["annotations"][0]
+    assert ann["area"] == 400.0  # the 20 x 20 square's pixel count
 
 
 def test_labelstudio_keypoints_follow_their_region_when_an_earlier_one_is_dropped(annot, tmp_path):
