@@ -114,9 +114,6 @@ def _fit(inst: Instance, draft: ImageDraft, where: str, path: Path, report: Repo
     if isinstance(seg, dict) and list(seg["size"]) != [h, w]:
         report.error(path, where, f"RLE size {list(seg['size'])} is not the image's [height, width] [{h}, {w}]")
         return False
-    if isinstance(seg, dict) and rle_area_bbox(seg)[0] == 0:
-        report.error(path, where, "RLE segmentation is empty")
-        return False
     if isinstance(seg, list) and any(len(p) % 2 for p in seg):
         report.error(path, where, "polygon with an odd number of coordinates")
         return False
@@ -173,6 +170,9 @@ def _instance(a, where, path, drafts, cat_name, report: Report) -> Instance | No
             seg_area, seg_bbox = rle_area_bbox(seg)
         except Exception as e:
             report.error(path, where, f"bad RLE segmentation: {e}")
+            return None
+        if seg_area == 0:
+            report.error(path, where, "RLE segmentation is empty")
             return None
     elif isinstance(seg, list) and seg and all(isinstance(p, list) for p in seg):
         polys = [to_floats(p) for p in seg if p]

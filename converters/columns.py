@@ -134,9 +134,10 @@ def to_columns(entries: list, width: int, height: int, path, rep: Report) -> Col
     area = np.asarray(area, np.float64)
     if n and (area.min() <= 0 or bbox[:, 2:].min() <= 0):
         keep = (area > 0) & (bbox[:, 2:].min(axis=1) > 0)
-        for k in np.flatnonzero(~keep):
+        empty = np.flatnonzero(~keep)
+        for k in empty:
             rep.error(path, polys_entries[k].items[0], "shape covers no pixel inside the image")
-        dropped = {id(polys_entries[k]) for k in np.flatnonzero(~keep)}
+        dropped = {id(polys_entries[k]) for k in empty}
         entries[:] = [e for e in entries if id(e) not in dropped]
         poly_keep = np.repeat(keep, counts)
         coords = coords[np.repeat(poly_keep, lens)]

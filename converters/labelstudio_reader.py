@@ -92,10 +92,11 @@ def convert_task(tasks: list, k: int, path: Path, opts: ConvertOptions):
             return None, None, None, rep
         results = []
         for a in chosen:
-            if not isinstance(a.get("result") or [], list):
+            result = a.get("result") or []
+            if not isinstance(result, list):
                 rep.error(path, f"{item}.annotation {a.get('id')}", "'result' is not a list")
                 return None, None, None, rep
-            results += a.get("result") or []
+            results += result
     else:
         results = _min_results(task)
     file_name, url = file_name_of(ref, opts.keep_upload_prefix)
@@ -114,11 +115,12 @@ def convert_task(tasks: list, k: int, path: Path, opts: ConvertOptions):
         entries = []
         raw = task.get("predictions") or []
         for p in raw if isinstance(raw, list) else []:
-            if not isinstance(p, dict) or not isinstance(p.get("result") or [], list):
+            result = (p.get("result") or []) if isinstance(p, dict) else None
+            if not isinstance(result, list):
                 rep.warn("malformed prediction skipped", f"{path}:{item}")
                 continue
             default = float(p["score"]) if is_number(p.get("score")) else 1.0
-            pred = _regions(path, f"{item}.predictions", p.get("result") or [], size, None, rep, default)
+            pred = _regions(path, f"{item}.predictions", result, size, None, rep, default)
             entries += pred.instances()
         predictions = to_columns(entries, size[0], size[1], path, rep)
     return draft, columns, predictions, rep
