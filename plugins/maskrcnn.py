@@ -22,6 +22,7 @@ from __future__ import annotations
 import pickle
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torchvision.models.detection import (
@@ -215,8 +216,18 @@ class MaskRCNNPredictor:
         # uint8 crosses to the device (4x less than float), then is scaled there
         tensors = [(torch.from_numpy(im) if im.flags.writeable else torch.tensor(im))
                    .to(self.device, non_blocking=True).permute(2, 0, 1).float() / 255 for im in images]
-        with autocast(self.device, self.precision):
-            outputs = self.model(tensors)
+        heads = self.model.roi_heads
+        model_floor = heads.score_thresh
+        # torchvision drops boxes scoring <= score_thresh before NMS, the mask head and mask pasting (a Python
+        # loop over detections): filtering there instead of afterwards skips that work for boxes we would drop.
+        # The kept set is the same: NMS only lets a box be suppressed by a higher-scoring one, and the top-k cap
+        # keeps the best. nextafter makes torchvision's strict ">" our ">=".
+        heads.score_thresh = float(np.nextafter(np.float32(self.score_threshold), np.float32(-np.inf)))
+        try:
+            with autocast(self.device, self.precision):
+                outputs = self.model(tensors)
+        finally:
+            heads.score_thresh = model_floor
         out = []
         for o in outputs:
             keep = o["scores"] >= self.score_threshold

@@ -77,3 +77,27 @@ def test_bf16_autocast_keeps_box_arithmetic_in_fp32(trained):
     assert len(coords) > 10
     assert np.mean(coords % 0.25 == 0) < 0.2
     assert np.allclose(det.class_probs.sum(1), 1, atol=1e-2)
+
+
+def test_threshold_applied_inside_the_model_keeps_the_same_detections(trained):
+    """The score threshold is handed to torchvision's postprocessing (so boxes
+    below it skip NMS, the mask head and pasting): the detections kept must be
+    exactly those of the unmodified model filtered afterwards."""
+    model, rng = trained
+    image, _ = scene(rng)
+    floor = model.roi_heads.score_thresh
+    with torch.inference_mode():
+        ref = model([torch.from_numpy(image).permute(2, 0, 1).float() / 255])[0]
+    scores = ref["scores"].numpy()
+    t = float(np.sort(scores)[len(scores) // 2])  # half the boxes fall below it; the median itself stays
+    keep = scores >= t
+    assert 0 < keep.sum() < len(scores)
+    pred = MaskRCNNPredictor()
+    pred.load(model=model, classes=CLASSES, device="cpu", score_threshold=t)
+    (det,) = pred.predict([image])
+    assert model.roi_heads.score_thresh == floor  # the caller's model is left as it was
+    assert det.labels == [CLASSES[int(i) - 1] for i in ref["labels"][keep]]
+    assert np.array_equal(det.scores, scores[keep])
+    xyxy = ref["boxes"][keep].numpy()
+    assert np.array_equal(det.boxes, np.concatenate([xyxy[:, :2], xyxy[:, 2:] - xyxy[:, :2]], 1))
+    assert np.array_equal(det.masks, ref["masks"][keep, 0].numpy() >= 0.5)
