@@ -19,7 +19,7 @@ DEFAULT_BYTES = 1 << 30  # 1 GiB: ~250 fp32 or ~500 fp16 embeddings
 
 def image_key(image: np.ndarray) -> str:
     h = hashlib.sha256(str(image.shape).encode())
-    h.update(np.ascontiguousarray(image).tobytes())
+    h.update(np.ascontiguousarray(image).data)  # the pixels' own buffer: no copy
     return h.hexdigest()
 
 

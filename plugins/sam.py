@@ -34,6 +34,8 @@ class SamPlugin:
         self.cache = EmbeddingCache()
         self.encoder_calls = 0
         self.precision = "auto"
+        self._current: str | None = None  # key of the embedding the decoder holds
+        self._hasher = None  # one thread: image keys hashed while the decoder runs
 
     @staticmethod
     def default_device() -> str:
@@ -78,28 +80,36 @@ class SamPlugin:
         if cache is not None:
             self.cache = cache
 
-    def embed(self, image: np.ndarray, persist: bool = False) -> tuple[str, np.ndarray]:
-        """The image's embedding, computed only when no cache has it."""
-        key = image_key(image)
+    def embed(self, image: np.ndarray, persist: bool = False, key: str | None = None) -> tuple[str, np.ndarray]:
+        """The image's embedding, computed only when no cache has it. ``key``: its
+        :func:`image_key`, when the caller already has it."""
+        key = key or image_key(image)
         emb = self.cache.get(key)
         if emb is None:
             from .precision import autocast
 
             with autocast(self.device, self.precision):
                 self.predictor.set_image(image)  # the ViT encoder: where the time goes
+            self._current = None  # features are now this image's, at the encoder's precision
             self.encoder_calls += 1
             emb = self.cache.put(key, self.predictor.features.float().cpu().numpy(), persist)
         return key, emb
 
-    def _use(self, image: np.ndarray, emb: np.ndarray) -> None:
+    def _use(self, key: str, image: np.ndarray, emb: np.ndarray) -> None:
+        """Give the decoder this image's embedding; nothing to do when it already holds it
+        (every click after the first on an image)."""
         import torch
 
         p = self.predictor
+        if self._current == key and p.is_image_set:
+            return
         p.reset_image()
         p.original_size = image.shape[:2]
         p.input_size = p.transform.get_preprocess_shape(*image.shape[:2], p.model.image_encoder.img_size)
-        p.features = torch.as_tensor(emb, dtype=torch.float32, device=self.device)
+        # crosses to the device as stored (fp16: half the bytes), widened there
+        p.features = torch.from_numpy(emb).to(self.device).float()
         p.is_image_set = True
+        self._current = key
 
     def predict(self, images, prompts=None) -> list[Detections]:
         if self.predictor is None:
@@ -108,19 +118,41 @@ class SamPlugin:
             raise ValueError("sam needs prompts (points, a box or both) for every object")
         out = []
         for image, image_prompts in zip(images, prompts):
-            _, emb = self.embed(image)
-            self._use(image, emb)
-            masks, scores = [], []
-            for pr in image_prompts:
-                m, s = self._segment(pr)
-                masks.append(m)
-                scores.append(s)
-            shape = image.shape[:2]
-            scores = np.array(scores, dtype=float)
+            key, first = self._key_and_first_mask(image, image_prompts)
+            key, emb = self.embed(image, key=key)
+            self._use(key, image, emb)
+            results = [first or self._segment(image_prompts[0])] if image_prompts else []
+            results += [self._segment(pr) for pr in image_prompts[1:]]
+            scores = np.array([sc for _, sc in results], dtype=float)
             out.append(Detections([p.label or "object" for p in image_prompts], scores,
-                                  np.stack(masks) if masks else np.zeros((0, *shape), bool),
+                                  np.stack([m for m, _ in results]) if results
+                                  else np.zeros((0, *image.shape[:2]), bool),
                                   mask_quality=scores))  # SAM's own IoU estimate of each mask
         return out
+
+    def _key_and_first_mask(self, image: np.ndarray, image_prompts) -> tuple[str, tuple | None]:
+        """The image's content key and, when the decoder already held this image's
+        embedding, the first prompt's mask decoded while the key was hashed.
+
+        A click usually follows another on the same image, so the first prompt is
+        decoded against the embedding the decoder holds while sha256 (which
+        releases the GIL) hashes the pixels in a thread; the mask is kept only if
+        the key then says it was the same image, else it is decoded again.
+        """
+        p = self.predictor
+        if not (image_prompts and self._current is not None and p.is_image_set
+                and tuple(p.original_size) == image.shape[:2]):
+            return image_key(image), None
+        if self._hasher is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._hasher = ThreadPoolExecutor(1, thread_name_prefix="annot-sam-key")
+        pending = self._hasher.submit(image_key, image)
+        try:
+            first = self._segment(image_prompts[0])
+        finally:
+            key = pending.result()
+        return key, (first if key == self._current else None)
 
     def _segment(self, prompt: Prompt) -> tuple[np.ndarray, float]:
         pts = [*prompt.positive, *prompt.negative]
@@ -135,4 +167,4 @@ class SamPlugin:
         masks, scores, _ = self.predictor.predict(point_coords=coords, point_labels=labels, box=box,
                                                   multimask_output=True)
         best = int(np.argmax(scores))
-        return masks[best].astype(bool), float(scores[best])
+        return masks[best].astype(bool, copy=False), float(scores[best])

@@ -75,6 +75,28 @@ def test_cached_embedding_gives_the_same_masks(tiny_sam):
     assert np.array_equal(d1.masks, d2.masks) and d1.scores.tolist() == d2.scores.tolist()
 
 
+def test_switching_images_hands_the_decoder_each_images_own_embedding(tiny_sam):
+    """Clicks after the first on an image skip re-installing its embedding; going
+    back and forth between images must still decode against the right one."""
+    a, b = _image(5), _image(6)
+    click = [[Prompt(positive=[(80, 60)], box=[40, 30, 80, 60])]]
+    plugin = _plugin(tiny_sam)
+    decoded = []
+    original = plugin.predictor.predict
+    plugin.predictor.predict = lambda **kw: decoded.append(plugin._current) or original(**kw)
+    (a1,), (b1,), (a2,), (a3,) = (plugin.predict([im], click) for im in (a, b, a, a))
+    (b_alone,) = _plugin(tiny_sam).predict([b], click)
+    assert a1.scores.tolist() != b1.scores.tolist()  # the two images do decode differently
+    for d in (a2, a3):
+        assert np.array_equal(d.masks, a1.masks) and d.scores.tolist() == a1.scores.tolist()
+    assert np.array_equal(b1.masks, b_alone.masks) and b1.scores.tolist() == b_alone.scores.tolist()
+    assert plugin.encoder_calls == 2
+    # a click is first decoded against the embedding held, while the key is hashed; a wrong
+    # guess (another image of the same size) is decoded again: A | A?, B | B?, A | A? (right)
+    ka, kb = image_key(a), image_key(b)
+    assert decoded == [ka, ka, kb, kb, ka, ka]
+
+
 def test_cache_is_bounded_in_bytes():
     cache = EmbeddingCache(max_bytes=3 * 4 * 256 * 64 * 64, fp16=False)  # room for three fp32 embeddings
     for k in range(5):
