@@ -96,6 +96,41 @@ def test_grouped_polygons_union():
     assert polygon_areas([[a, b], [a]], 20, 20) == [150, 100]
 
 
+def _pycocotools_instance(m: np.ndarray):
+    from pycocotools import mask as mask_utils
+
+    rle = mask_utils.encode(np.asfortranarray((m != 0).astype(np.uint8)))
+    return rle["counts"].decode("ascii"), [float(v) for v in mask_utils.toBbox(rle)], float(mask_utils.area(rle))
+
+
+@st.composite
+def masks(draw):
+    h, w = draw(st.integers(1, 12)), draw(st.integers(1, 12))
+    style = draw(st.sampled_from(["random", "box", "edges"]))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    if style == "random":
+        m = rng.random((h, w)) < draw(st.floats(0, 1))
+    elif style == "box":  # a detection-like blob somewhere, maybe touching the borders
+        m = np.zeros((h, w), bool)
+        y0, x0 = draw(st.integers(0, h - 1)), draw(st.integers(0, w - 1))
+        m[y0 : draw(st.integers(y0 + 1, h)), x0 : draw(st.integers(x0 + 1, w))] = True
+    else:  # single pixels in the corners: runs that start or end the image
+        m = np.zeros((h, w), bool)
+        for y, x in draw(st.lists(st.sampled_from([(0, 0), (h - 1, 0), (0, w - 1), (h - 1, w - 1)]))):
+            m[y, x] = True
+    dtype = draw(st.sampled_from([bool, np.uint8]))
+    m = m.astype(dtype) * (255 if dtype is np.uint8 and draw(st.booleans()) else 1)
+    return m.T.copy().T if draw(st.booleans()) else m  # Fortran-ordered input too
+
+
+@settings(max_examples=400, deadline=None, derandomize=True)
+@given(masks())
+def test_mask_instance_equals_pycocotools(m):
+    rle, bbox, area = mask_instance(m)
+    assert rle["size"] == list(m.shape)
+    assert (rle["counts"], bbox, area) == _pycocotools_instance(m)
+
+
 def test_mask_instance_bbox_area():
     m = np.zeros((20, 30), np.uint8)
     m[2:5, 3:9] = 1
