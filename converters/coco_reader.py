@@ -17,13 +17,12 @@ from pathlib import Path
 
 from annot.errors import AnnotError
 from annot.geometry import compress_rle, polygon_areas, polygons_bbox, rle_area_bbox
-from annot.images import image_size
 from annot.model import Annotation, DatasetBuilder, ImageDraft, Instance
 from annot.options import ConvertOptions
 from annot.report import Report
 from annot.values import is_id, is_int, is_number, is_side, to_floats
 
-from .discovery import find_files, find_image, load_json
+from .discovery import find_files, find_image, load_json, read_image_size
 
 _FALSE = {"false", "0", "no", ""}
 _TRUE = {"true", "1", "yes"}
@@ -82,7 +81,10 @@ def read(inputs: list[Path], opts: ConvertOptions, report: Report):
             if img is None:
                 report.error(path, where, f"no width/height and image {fname!r} not found (use --image-root)")
                 continue
-            w, h = image_size(img)[:2]
+            size = read_image_size(img, path, where, report)
+            if size is None:
+                continue
+            w, h = size
         extra = {k2: v for k2, v in im.items() if k2 not in ("id", "file_name", "width", "height")}
         key = _key(im["id"])
         if key in drafts:

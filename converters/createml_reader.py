@@ -13,13 +13,12 @@ import math
 from pathlib import Path
 
 from annot.geometry import BoxMode, box_to_xywh
-from annot.images import image_size
 from annot.model import DatasetBuilder, ImageDraft
 from annot.options import ConvertOptions
 from annot.report import Report
 
 from .boxes import box_instances, fit_box
-from .discovery import find_files, find_image, load_json
+from .discovery import find_files, find_image, load_json, read_image_size
 
 
 def read(inputs: list[Path], opts: ConvertOptions, report: Report):
@@ -51,7 +50,10 @@ def _read_entry(path: Path, k: int, entry, image_root, known, report: Report):
     if image is None:
         report.error(path, item, f"image {name!r} not found (CreateML stores no size; use --image-root)")
         return None
-    width, height = image_size(image)[:2]
+    size = read_image_size(image, path, item, report)
+    if size is None:
+        return None
+    width, height = size
     anns = entry.get("annotations", entry.get("annotation")) or []
     if not isinstance(anns, list):
         report.error(path, item, "'annotations' is not a list")

@@ -9,6 +9,7 @@ from pathlib import Path
 import orjson
 
 from annot.errors import AnnotError
+from annot.images import image_size
 
 
 def find_files(inputs: list[Path], suffixes: tuple[str, ...]) -> list[tuple[Path, Path]]:
@@ -90,3 +91,13 @@ def find_image(name: str, dirs: list[Path | None]) -> Path | None:
             if cand.is_file():
                 return cand
     return None
+
+
+def read_image_size(image: Path, path, item, rep) -> tuple[int, int] | None:
+    """Displayed ``(width, height)`` of ``image`` from its header; an image that
+    cannot be read is an error of the annotation file ``path`` (``item``)."""
+    try:
+        return image_size(image)[:2]
+    except OSError as e:
+        rep.error(path, item, f"cannot read the size of image {image}: {e}")
+        return None

@@ -23,7 +23,6 @@ from pathlib import Path
 
 from annot.errors import UnknownName
 from annot.geometry import mask_instance, rectangle_polygon, rotated_rectangle
-from annot.images import image_size
 from annot.model import Annotation, DatasetBuilder, ImageDraft, Instance
 from annot.options import ConvertOptions
 from annot.parallel import map_shared
@@ -31,7 +30,7 @@ from annot.report import Report
 from annot.values import is_id, is_number, is_side, to_floats
 
 from .columns import Columns, PolygonEntry, to_columns
-from .discovery import find_files, find_image, load_json
+from .discovery import find_files, find_image, load_json, read_image_size
 from .labelstudio_refs import file_name_of
 from .labelstudio_rle import rle_to_mask
 
@@ -100,9 +99,8 @@ def convert_task(tasks: list, k: int, path: Path, opts: ConvertOptions):
     else:
         results = _min_results(task)
     file_name, url = file_name_of(ref, opts.keep_upload_prefix)
-    size = _size(results, file_name, opts.image_root)
+    size = _size(results, file_name, opts.image_root, path, item, rep)
     if size is None:
-        rep.error(path, item, "image size unknown: no region carries original_width/height; pass --image-root")
         return None, None, None, rep
     extra = {"ls_task_id": task["id"]} if is_id(task.get("id")) else {}
     if url:
@@ -178,16 +176,17 @@ def _image_ref(task: dict) -> str | None:
     return None
 
 
-def _size(results: list[dict], file_name: str, image_root) -> tuple[int, int] | None:
+def _size(results: list[dict], file_name: str, image_root, path, item, rep: Report) -> tuple[int, int] | None:
+    """From the regions, else the image under ``image_root``; None (reported) when neither tells."""
     for r in results:
         w, h = (r.get("original_width"), r.get("original_height")) if isinstance(r, dict) else (None, None)
         if is_side(w) and is_side(h):
             return int(w), int(h)
-    if image_root is not None:
-        img = find_image(file_name, [image_root])
-        if img is not None:
-            return image_size(img)[:2]
-    return None
+    img = find_image(file_name, [image_root]) if image_root is not None else None
+    if img is None:
+        rep.error(path, item, "image size unknown: no region carries original_width/height; pass --image-root")
+        return None
+    return read_image_size(img, path, item, rep)
 
 
 def _regions(path, item, results: list[dict], size, known, rep: Report, default_score=None) -> Columns:

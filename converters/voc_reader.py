@@ -15,7 +15,6 @@ from functools import partial
 from pathlib import Path
 
 from annot.geometry import BoxMode, box_to_xywh
-from annot.images import image_size
 from annot.model import DatasetBuilder, ImageDraft
 from annot.options import ConvertOptions
 from annot.parallel import map_files
@@ -23,7 +22,7 @@ from annot.report import Report
 from annot.values import is_side
 
 from .boxes import box_instances, fit_box
-from .discovery import find_files, find_image
+from .discovery import find_files, find_image, read_image_size
 
 
 def read(inputs: list[Path], opts: ConvertOptions, report: Report):
@@ -101,7 +100,10 @@ def read_file(
         if img is None:
             rep.error(path, "size", f"no <size> and image {file_name!r} not found (use --image-root)")
             return None, rep
-        width, height = image_size(img)[:2]
+        size = read_image_size(img, path, "size", rep)
+        if size is None:
+            return None, rep
+        width, height = size
     width, height = int(width), int(height)
 
     boxes = []

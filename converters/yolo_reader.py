@@ -17,14 +17,14 @@ from pathlib import Path
 
 from annot.errors import AnnotError
 from annot.geometry import BoxMode, box_to_xywh, polygons_bbox, rectangle_polygon
-from annot.images import IMAGE_SUFFIXES, image_size
+from annot.images import IMAGE_SUFFIXES
 from annot.model import DatasetBuilder, ImageDraft
 from annot.options import ConvertOptions
 from annot.parallel import map_files
 from annot.report import Report
 
 from .boxes import fit_box, polygon_instances
-from .discovery import find_files, relative_name
+from .discovery import find_files, read_image_size, relative_name
 
 CLASS_FILES = ("classes.txt", "obj.names")
 NOT_LABEL_FILES = {"classes.txt", "predefined_classes.txt", "train.txt", "val.txt", "test.txt", "readme.txt"}
@@ -91,11 +91,10 @@ def read_file(file_and_root, names: tuple[str, ...] = (), on_error="fail", image
     if image is None:
         rep.error(path, None, "no image with the same name found (sizes come from the image; use --image-root)")
         return None, rep
-    try:
-        width, height = image_size(image)[:2]
-    except OSError as e:
-        rep.error(path, None, f"cannot read image size of {image}: {e}")
+    size = read_image_size(image, path, None, rep)
+    if size is None:
         return None, rep
+    width, height = size
     try:
         lines = path.read_text(encoding="utf-8-sig").splitlines()
     except (OSError, UnicodeDecodeError) as e:

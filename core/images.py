@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
+import warnings
 from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
@@ -24,23 +26,45 @@ def sizes(im: Image.Image) -> tuple[int, int, int, int]:
     return w, h, w, h
 
 
+MAX_PIXELS = 1_500_000_000  # images are decoded up to this size (PIL's own guard stops at ~179 Mpx)
+
+
+@contextlib.contextmanager
+def pixel_limit(limit: int | None):
+    """PIL's decompression-bomb guard set to ``limit`` pixels (None: off) for
+    the block. Large aerial and slide images are legitimate here: their
+    headers are always read (nothing is decoded), and they are decoded up to
+    :data:`MAX_PIXELS`, beyond which PIL raises ``DecompressionBombError``."""
+    old = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None if limit is None else limit // 2  # PIL raises beyond twice this, warns beyond it
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = old
+
+
 def image_size(path: Path) -> tuple[int, int, int, int]:
     """``(width, height, raw_width, raw_height)`` from the header only.
 
     ``width``/``height`` are after EXIF orientation (what labelme and Label
-    Studio show), ``raw_*`` as stored. Raises OSError on unreadable files.
+    Studio show), ``raw_*`` as stored. Raises OSError on unreadable files
+    (the message does not repeat the path).
     """
     try:
-        with Image.open(path) as im:
+        with pixel_limit(None), Image.open(path) as im:
             return sizes(im)
-    except UnidentifiedImageError as e:
-        raise OSError(f"not an image: {path}") from e
+    except UnidentifiedImageError:
+        raise OSError("not an image PIL can read") from None
+    except (ValueError, SyntaxError) as e:  # PIL raises these for some corrupt headers
+        raise OSError(f"corrupt image header: {e}") from None
 
 
 def embedded_image(b64: str) -> tuple[bytes, str, tuple[int, int, int, int]]:
     """Decode labelme's ``imageData``: (bytes, extension, sizes as image_size)."""
     data = base64.b64decode(b64)
-    with Image.open(io.BytesIO(data)) as im:
+    with pixel_limit(None), Image.open(io.BytesIO(data)) as im:
         ext = {"JPEG": ".jpg", "PNG": ".png", "BMP": ".bmp", "GIF": ".gif", "TIFF": ".tif"}.get(
             im.format or "", ".png"
         )

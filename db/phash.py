@@ -11,6 +11,8 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps
 
+from annot.images import MAX_PIXELS, pixel_limit
+
 _SIGNED = 1 << 63
 
 
@@ -23,7 +25,9 @@ def phash_of(image: Image.Image) -> int:
 
 
 def phash_file(path) -> int:
-    with Image.open(path) as im:
+    """Decodes images up to ``annot.images.MAX_PIXELS`` (PIL raises
+    ``DecompressionBombError`` beyond)."""
+    with pixel_limit(MAX_PIXELS), Image.open(path) as im:
         if im.format == "JPEG":
             im.draft("L", (64, 64))  # decode at 1/2..1/8 scale: the hash only needs 32x32
         return phash_of(im)

@@ -11,28 +11,15 @@ truncated files raise :class:`~annot.errors.AnnotError` naming the file.
 
 from __future__ import annotations
 
-import contextlib
-import warnings
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps
 
 from annot.errors import AnnotError
-from annot.images import sizes
+from annot.images import MAX_PIXELS, pixel_limit, sizes
 
-MAX_PIXELS = 1_500_000_000  # refuse beyond this (PIL's default bomb guard stops at ~179 Mpx)
 _HIGH_DEPTH = ("I;16", "I;16B", "I;16L", "I", "F")
-
-
-@contextlib.contextmanager
-def _pixel_limit(limit: int):
-    old = Image.MAX_IMAGE_PIXELS
-    Image.MAX_IMAGE_PIXELS = limit // 2  # PIL raises beyond twice this, warns beyond it
-    try:
-        yield
-    finally:
-        Image.MAX_IMAGE_PIXELS = old
 
 
 def _to_rgb(im: Image.Image) -> Image.Image:
@@ -58,18 +45,16 @@ def load_scaled(path: Path, max_side: int | None = None) -> tuple[np.ndarray, tu
     displayed size (EXIF orientation applied), the size annotations refer to.
     """
     try:
-        with _pixel_limit(MAX_PIXELS), warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
-                full_w, full_h, w, h = sizes(im)  # displayed (EXIF) and stored
-                if max_side and max(w, h) > max_side and im.format == "JPEG":
-                    im.draft("RGB", (max(1, w * max_side // max(w, h)), max(1, h * max_side // max(w, h))))
-                im = ImageOps.exif_transpose(im)
-                im = _to_rgb(im)
-                if max_side and max(im.size) > max_side:
-                    s = max_side / max(im.size)
-                    im = im.resize((max(1, round(im.width * s)), max(1, round(im.height * s))), Image.BILINEAR)
-                arr = np.array(im)  # writable: torch shares it without a warning
+        with pixel_limit(MAX_PIXELS), Image.open(path) as im:
+            full_w, full_h, w, h = sizes(im)  # displayed (EXIF) and stored
+            if max_side and max(w, h) > max_side and im.format == "JPEG":
+                im.draft("RGB", (max(1, w * max_side // max(w, h)), max(1, h * max_side // max(w, h))))
+            im = ImageOps.exif_transpose(im)
+            im = _to_rgb(im)
+            if max_side and max(im.size) > max_side:
+                s = max_side / max(im.size)
+                im = im.resize((max(1, round(im.width * s)), max(1, round(im.height * s))), Image.BILINEAR)
+            arr = np.array(im)  # writable: torch shares it without a warning
     except Image.DecompressionBombError:
         raise AnnotError(f"{path}: image larger than {MAX_PIXELS:,} pixels") from None
     except (OSError, ValueError, SyntaxError) as e:  # PIL raises SyntaxError for some corrupt headers

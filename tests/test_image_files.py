@@ -1,0 +1,104 @@
+"""Image files beside annotations: one that cannot be read is a one-line error
+naming it; one above PIL's decompression-bomb guard (~179 Mpx: aerial and
+slide images) is measured from its header, and hashed into the store."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from PIL import Image
+
+BIG = 13_500  # 182 Mpx: above PIL's default guard
+
+
+@pytest.fixture(scope="module")
+def big_png(tmp_path_factory):
+    path = tmp_path_factory.mktemp("big") / "a.png"
+    im = Image.new("1", (BIG, BIG))  # one bit per pixel: 23 MB in memory, ~20 kB as PNG
+    im.paste(1, (100, 100, 400, 300))
+    im.save(path)
+    return path
+
+
+def _corrupt(folder, name="a.png"):
+    (folder / name).write_bytes(b"not an image at all")
+    return folder / name
+
+
+def _yolo(d):
+    (d / "a.txt").write_text("0 0.5 0.5 0.1 0.2\n")
+    (d / "classes.txt").write_text("cat\n")
+    return d
+
+
+def _createml(d):
+    (d / "a.json").write_text(json.dumps([{"image": "a.png", "annotations": [
+        {"label": "cat", "coordinates": {"x": 20, "y": 20, "width": 10, "height": 10}}]}]))
+    return d / "a.json"
+
+
+def _voc(d):
+    (d / "a.xml").write_text("<annotation><filename>a.png</filename><object><name>cat</name>"
+                             "<bndbox><xmin>10</xmin><ymin>10</ymin><xmax>20</xmax><ymax>20</ymax></bndbox>"
+                             "</object></annotation>")
+    return d / "a.xml"
+
+
+def _coco(d):
+    (d / "c.json").write_text(json.dumps({"images": [{"id": 1, "file_name": "a.png"}], "annotations": [],
+                                          "categories": [{"id": 1, "name": "cat"}]}))
+    return d / "c.json"
+
+
+def _labelstudio(d):
+    (d / "ls.json").write_text(json.dumps([{"id": 7, "data": {"image": "/data/upload/1/0123abcd-a.png"},
+                                            "annotations": [{"id": 1, "result": []}]}]))
+    return d / "ls.json"
+
+
+@pytest.mark.parametrize("fmt, make, where", [
+    ("yolo", _yolo, "a.txt"),
+    ("createml", _createml, "a.json:[0]"),
+    ("voc", _voc, "a.xml:size"),
+    ("coco", _coco, "c.json:images[0]"),
+    ("labelstudio", _labelstudio, "ls.json:task 7"),
+])
+def test_unreadable_image_is_one_line_naming_it(annot, tmp_path, fmt, make, where):
+    image = _corrupt(tmp_path)
+    src = make(tmp_path)
+    res = annot("convert", fmt, "coco", src, "-o", tmp_path / "out.json", "--image-root", tmp_path)
+    assert res.code == 2, res.err
+    assert res.err.strip() == (f"annot: error: {tmp_path / where}: cannot read the size of image {image}: "
+                               "not an image PIL can read")
+    assert not (tmp_path / "out.json").exists()
+
+
+def test_image_above_pils_guard_is_measured_from_its_header(annot, tmp_path, big_png):
+    (tmp_path / "a.png").symlink_to(big_png)
+    res = annot("convert", "yolo", "coco", _yolo(tmp_path), "-o", tmp_path / "out.json", "-q")
+    assert res.code == 0, res.err
+    doc = json.loads((tmp_path / "out.json").read_text())
+    assert (doc["images"][0]["width"], doc["images"][0]["height"]) == (BIG, BIG)
+    assert doc["annotations"][0]["bbox"] == [6075.0, 5400.0, 1350.0, 2700.0]
+
+
+def test_store_hashes_large_images_and_names_unreadable_ones(annot, tmp_path, big_png, monkeypatch):
+    monkeypatch.setenv("ANNOT_DB", f"sqlite:///{tmp_path / 'annot.db'}")
+    monkeypatch.setenv("ANNOT_STORE", str(tmp_path / "store"))
+    good, bad = tmp_path / "good", tmp_path / "bad"
+    good.mkdir()
+    bad.mkdir()
+    (good / "a.png").symlink_to(big_png)
+    coco = tmp_path / "c.json"
+    coco.write_text(json.dumps({"images": [{"id": 1, "file_name": "a.png", "width": BIG, "height": BIG}],
+                                "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [100, 100, 300, 200],
+                                                 "area": 60000, "iscrowd": 0, "segmentation": []}],
+                                "categories": [{"id": 1, "name": "cat"}]}))
+    res = annot("dataset", "import", "big", coco, "--image-root", good, "--json")
+    assert res.code == 0, res.err
+    assert json.loads(res.out)["images"] == 1
+    image = _corrupt(bad)
+    res = annot("dataset", "import", "broken", coco, "--image-root", bad)
+    assert res.code == 2
+    assert res.err.strip() == f"annot: error: {image}: cannot read image: not an image PIL can read"
