@@ -20,7 +20,7 @@ from annot.geometry import compress_rle, polygon_areas, polygons_bbox, rle_area_
 from annot.model import Annotation, DatasetBuilder, ImageDraft, Instance
 from annot.options import ConvertOptions
 from annot.report import Report
-from annot.values import is_id, is_int, is_number, is_side, to_floats
+from annot.values import is_id, is_int, is_number, is_side, size_problem, to_floats
 
 from .discovery import find_files, find_image, load_json, read_image_size
 
@@ -85,6 +85,10 @@ def read(inputs: list[Path], opts: ConvertOptions, report: Report):
             if size is None:
                 continue
             w, h = size
+        why = size_problem(int(w), int(h))
+        if why:
+            report.error(path, where, why)
+            continue
         extra = {k2: v for k2, v in im.items() if k2 not in ("id", "file_name", "width", "height")}
         key = _key(im["id"])
         if key in drafts:

@@ -34,7 +34,7 @@ from annot.model import IGNORE_LABEL, DatasetBuilder, ImageDraft, Instance
 from annot.options import ConvertOptions
 from annot.parallel import map_files
 from annot.report import Report
-from annot.values import is_side
+from annot.values import is_side, size_problem
 
 from .columns import Columns, PolygonEntry, to_columns
 from .discovery import find_files, find_image, load_json, relative_name
@@ -301,6 +301,10 @@ def _image_of(path: Path, root: Path, doc: dict, rep: Report, extract_dir: Path 
         width, height = header[0], header[1]
     else:
         rep.error(path, "imagePath", f"image size unknown: no imageWidth/imageHeight and {ref!r} not found (use --image-root)")
+        return None
+    why = size_problem(int(width), int(height))
+    if why:
+        rep.error(path, None, why)
         return None
 
     if extract_dir is not None and image_data is not None:

@@ -19,7 +19,7 @@ from annot.model import DatasetBuilder, ImageDraft
 from annot.options import ConvertOptions
 from annot.parallel import map_files
 from annot.report import Report
-from annot.values import is_side
+from annot.values import is_side, size_problem
 
 from .boxes import box_instances, fit_box
 from .discovery import find_files, find_image, read_image_size
@@ -105,6 +105,10 @@ def read_file(
             return None, rep
         width, height = size
     width, height = int(width), int(height)
+    why = size_problem(width, height)
+    if why:
+        rep.error(path, "size", why)
+        return None, rep
 
     boxes = []
     for i, obj in enumerate(tree.findall("object")):

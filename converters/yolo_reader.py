@@ -22,6 +22,7 @@ from annot.model import DatasetBuilder, ImageDraft
 from annot.options import ConvertOptions
 from annot.parallel import map_files
 from annot.report import Report
+from annot.values import size_problem
 
 from .boxes import fit_box, polygon_instances
 from .discovery import find_files, read_image_size, relative_name
@@ -95,6 +96,10 @@ def read_file(file_and_root, names: tuple[str, ...] = (), on_error="fail", image
     if size is None:
         return None, rep
     width, height = size
+    why = size_problem(width, height)
+    if why:
+        rep.error(path, None, why)
+        return None, rep
     try:
         lines = path.read_text(encoding="utf-8-sig").splitlines()
     except (OSError, UnicodeDecodeError) as e:

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import AnnotError, DatasetInvalid
-from .values import is_int, is_number
+from .values import is_int, is_number, size_problem
 
 EDGE_TOLERANCE = 1e-3  # px a bbox may pass the image border (float round-off)
 
@@ -67,6 +67,9 @@ def structural_problems(doc) -> list[str]:
             elif not (is_int(im[k]) and im[k] > 0):
                 problems.append(f"{p}.{k}: must be a positive int, found {im[k]!r}")
                 size_ok = False
+        if size_ok and size_problem(im["width"], im["height"]):
+            problems.append(f"{p}: {size_problem(im['width'], im['height'])}")
+            size_ok = False
         if is_int(im.get("id")) and im["id"] not in images:
             images[im["id"]] = (im["width"], im["height"]) if size_ok else None
     cats: set[int] = set()

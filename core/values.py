@@ -27,6 +27,23 @@ def is_side(v) -> bool:
     return is_number(v) and 1 <= v <= MAX_SIDE
 
 
+COCO_MAX_PIXELS = 1 << 32  # pycocotools keeps RLE run lengths in 32-bit integers
+
+
+def size_problem(width: int, height: int) -> str | None:
+    """Why an image of this size cannot go through COCO geometry, or None.
+
+    pycocotools counts pixels in 32-bit integers: on an image of 2^32 pixels or
+    more (65,536 x 65,536) its RLEs, areas and boxes come out wrong without an
+    error (measured: a 10x10 square on a 65,536 px square image had an area of
+    3,943,694,400).
+    """
+    if width * height >= COCO_MAX_PIXELS:
+        return (f"image is {width}x{height} = {width * height:,} pixels; COCO RLE and pycocotools areas "
+                f"count at most {COCO_MAX_PIXELS - 1:,}")
+    return None
+
+
 def to_floats(values) -> list[float] | None:
     """``values`` as finite floats (numeric strings accepted), or None when it
     is not a list of such numbers."""

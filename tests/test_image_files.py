@@ -102,3 +102,55 @@ def test_store_hashes_large_images_and_names_unreadable_ones(annot, tmp_path, bi
     res = annot("dataset", "import", "broken", coco, "--image-root", bad)
     assert res.code == 2
     assert res.err.strip() == f"annot: error: {image}: cannot read image: not an image PIL can read"
+
+
+SQUARE = [[65000, 10], [65010, 10], [65010, 20], [65000, 20]]  # 10x10 px near the right edge
+
+
+def _labelme_file(d, side):
+    (d / "a.json").write_text(json.dumps({
+        "version": "5.3.1", "flags": {}, "imagePath": "a.png", "imageData": None, "imageWidth": side,
+        "imageHeight": side, "shapes": [{"label": "cat", "points": SQUARE, "shape_type": "polygon",
+                                         "group_id": None, "flags": {}}]}))
+    return d / "a.json"
+
+
+@pytest.mark.parametrize("fmt, where", [("labelme", "a.json"), ("voc", "a.xml:size"), ("coco", "c.json:images[0]"),
+                                        ("labelstudio", "ls.json:task 7")])
+def test_images_of_2_to_the_32_pixels_are_refused(annot, tmp_path, fmt, where):
+    """pycocotools counts pixels in 32 bits: beyond, its areas and boxes are wrong without an error."""
+    side = 65_536
+    if fmt == "labelme":
+        src = _labelme_file(tmp_path, side)
+    elif fmt == "voc":
+        src = tmp_path / "a.xml"
+        src.write_text(f"<annotation><filename>a.png</filename><size><width>{side}</width><height>{side}</height>"
+                       "</size><object><name>cat</name><bndbox><xmin>65000</xmin><ymin>10</ymin><xmax>65010</xmax>"
+                       "<ymax>20</ymax></bndbox></object></annotation>")
+    elif fmt == "coco":
+        src = tmp_path / "c.json"
+        src.write_text(json.dumps({"images": [{"id": 1, "file_name": "a.png", "width": side, "height": side}],
+                                   "annotations": [{"id": 1, "image_id": 1, "category_id": 1,
+                                                    "bbox": [65000, 10, 10, 10], "iscrowd": 0,
+                                                    "segmentation": [sum(SQUARE, [])]}],
+                                   "categories": [{"id": 1, "name": "cat"}]}))
+    else:
+        src = tmp_path / "ls.json"
+        src.write_text(json.dumps([{"id": 7, "data": {"image": "a.png"}, "annotations": [{"id": 1, "result": [
+            {"id": "r", "type": "rectanglelabels", "from_name": "label", "to_name": "image",
+             "original_width": side, "original_height": side,
+             "value": {"x": 99.18, "y": 0.02, "width": 0.02, "height": 0.02, "rectanglelabels": ["cat"]}}]}]}]))
+    res = annot("convert", fmt, "coco", src, "-o", tmp_path / "out.json")
+    assert res.code == 2, res.err
+    assert res.err.strip() == (f"annot: error: {tmp_path / where}: image is 65536x65536 = 4,294,967,296 pixels; "
+                               "COCO RLE and pycocotools areas count at most 4,294,967,295")
+    if fmt == "coco":
+        res = annot("validate", "coco", src)
+        assert res.code == 1 and "images[0]: image is 65536x65536 = 4,294,967,296 pixels" in res.out + res.err
+
+
+def test_one_pixel_short_of_2_to_the_32_converts_exactly(annot, tmp_path):
+    res = annot("convert", "labelme", "coco", _labelme_file(tmp_path, 65_535), "-o", tmp_path / "out.json", "-q")
+    assert res.code == 0, res.err
+    (ann,) = json.loads((tmp_path / "out.json").read_text())["annotations"]
+    assert ann["area"] == 100.0 and ann["bbox"] == [65000.0, 10.0, 10.0, 10.0]
