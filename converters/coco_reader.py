@@ -20,9 +20,9 @@ from annot.geometry import compress_rle, polygon_areas, polygons_bbox, rle_area_
 from annot.model import Annotation, DatasetBuilder, ImageDraft, Instance
 from annot.options import ConvertOptions
 from annot.report import Report
-from annot.values import is_id, is_int, is_number, is_side, size_problem, to_floats
+from annot.values import is_id, is_int, is_number, is_side, to_floats
 
-from .discovery import find_files, find_image, load_json, read_image_size
+from .discovery import find_files, find_image, load_json, read_image_size, size_fits
 
 _FALSE = {"false", "0", "no", ""}
 _TRUE = {"true", "1", "yes"}
@@ -85,9 +85,7 @@ def read(inputs: list[Path], opts: ConvertOptions, report: Report):
             if size is None:
                 continue
             w, h = size
-        why = size_problem(int(w), int(h))
-        if why:
-            report.error(path, where, why)
+        if not size_fits(int(w), int(h), path, where, report):
             continue
         extra = {k2: v for k2, v in im.items() if k2 not in ("id", "file_name", "width", "height")}
         key = _key(im["id"])

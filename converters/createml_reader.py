@@ -16,10 +16,9 @@ from annot.geometry import BoxMode, box_to_xywh
 from annot.model import DatasetBuilder, ImageDraft
 from annot.options import ConvertOptions
 from annot.report import Report
-from annot.values import size_problem
 
 from .boxes import box_instances, fit_box
-from .discovery import find_files, find_image, load_json, read_image_size
+from .discovery import find_files, find_image, load_json, read_image_size, size_fits
 
 
 def read(inputs: list[Path], opts: ConvertOptions, report: Report):
@@ -55,9 +54,7 @@ def _read_entry(path: Path, k: int, entry, image_root, known, report: Report):
     if size is None:
         return None
     width, height = size
-    why = size_problem(width, height)
-    if why:
-        report.error(path, item, why)
+    if not size_fits(width, height, path, item, report):
         return None
     anns = entry.get("annotations", entry.get("annotation")) or []
     if not isinstance(anns, list):

@@ -10,6 +10,7 @@ import orjson
 
 from annot.errors import AnnotError
 from annot.images import image_size
+from annot.values import size_problem
 
 
 def find_files(inputs: list[Path], suffixes: tuple[str, ...]) -> list[tuple[Path, Path]]:
@@ -91,6 +92,14 @@ def find_image(name: str, dirs: list[Path | None]) -> Path | None:
             if cand.is_file():
                 return cand
     return None
+
+
+def size_fits(width: int, height: int, path, item, rep) -> bool:
+    """False (an error of ``path``, ``item``) when the image has too many pixels for COCO geometry."""
+    why = size_problem(width, height)
+    if why:
+        rep.error(path, item, why)
+    return why is None
 
 
 def read_image_size(image: Path, path, item, rep) -> tuple[int, int] | None:

@@ -34,10 +34,10 @@ from annot.model import IGNORE_LABEL, DatasetBuilder, ImageDraft, Instance
 from annot.options import ConvertOptions
 from annot.parallel import map_files
 from annot.report import Report
-from annot.values import is_side, size_problem
+from annot.values import is_side
 
 from .columns import Columns, PolygonEntry, to_columns
-from .discovery import find_files, find_image, load_json, relative_name
+from .discovery import find_files, find_image, load_json, relative_name, size_fits
 
 NON_INSTANCE_SHAPES = {"point", "points", "line", "linestrip"}
 _PLAIN_SHAPES = frozenset({"polygon", "rectangle", "circle", "oriented_rectangle"})
@@ -302,9 +302,7 @@ def _image_of(path: Path, root: Path, doc: dict, rep: Report, extract_dir: Path 
     else:
         rep.error(path, "imagePath", f"image size unknown: no imageWidth/imageHeight and {ref!r} not found (use --image-root)")
         return None
-    why = size_problem(int(width), int(height))
-    if why:
-        rep.error(path, None, why)
+    if not size_fits(int(width), int(height), path, None, rep):
         return None
 
     if extract_dir is not None and image_data is not None:

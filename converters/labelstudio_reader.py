@@ -27,10 +27,10 @@ from annot.model import Annotation, DatasetBuilder, ImageDraft, Instance
 from annot.options import ConvertOptions
 from annot.parallel import map_shared
 from annot.report import Report
-from annot.values import is_id, is_number, is_side, size_problem, to_floats
+from annot.values import is_id, is_number, is_side, to_floats
 
 from .columns import Columns, PolygonEntry, to_columns
-from .discovery import find_files, find_image, load_json, read_image_size
+from .discovery import find_files, find_image, load_json, read_image_size, size_fits
 from .labelstudio_refs import file_name_of
 from .labelstudio_rle import rle_to_mask
 
@@ -100,10 +100,7 @@ def convert_task(tasks: list, k: int, path: Path, opts: ConvertOptions):
         results = _min_results(task)
     file_name, url = file_name_of(ref, opts.keep_upload_prefix)
     size = _size(results, file_name, opts.image_root, path, item, rep)
-    why = size_problem(*size) if size is not None else None
-    if why:
-        rep.error(path, item, why)
-    if size is None or why:
+    if size is None or not size_fits(*size, path, item, rep):
         return None, None, None, rep
     extra = {"ls_task_id": task["id"]} if is_id(task.get("id")) else {}
     if url:

@@ -19,10 +19,10 @@ from annot.model import DatasetBuilder, ImageDraft
 from annot.options import ConvertOptions
 from annot.parallel import map_files
 from annot.report import Report
-from annot.values import is_side, size_problem
+from annot.values import is_side
 
 from .boxes import box_instances, fit_box
-from .discovery import find_files, find_image, read_image_size
+from .discovery import find_files, find_image, read_image_size, size_fits
 
 
 def read(inputs: list[Path], opts: ConvertOptions, report: Report):
@@ -105,9 +105,7 @@ def read_file(
             return None, rep
         width, height = size
     width, height = int(width), int(height)
-    why = size_problem(width, height)
-    if why:
-        rep.error(path, "size", why)
+    if not size_fits(width, height, path, "size", rep):
         return None, rep
 
     boxes = []

@@ -22,10 +22,9 @@ from annot.model import DatasetBuilder, ImageDraft
 from annot.options import ConvertOptions
 from annot.parallel import map_files
 from annot.report import Report
-from annot.values import size_problem
 
 from .boxes import fit_box, polygon_instances
-from .discovery import find_files, read_image_size, relative_name
+from .discovery import find_files, read_image_size, relative_name, size_fits
 
 CLASS_FILES = ("classes.txt", "obj.names")
 NOT_LABEL_FILES = {"classes.txt", "predefined_classes.txt", "train.txt", "val.txt", "test.txt", "readme.txt"}
@@ -96,9 +95,7 @@ def read_file(file_and_root, names: tuple[str, ...] = (), on_error="fail", image
     if size is None:
         return None, rep
     width, height = size
-    why = size_problem(width, height)
-    if why:
-        rep.error(path, None, why)
+    if not size_fits(width, height, path, None, rep):
         return None, rep
     try:
         lines = path.read_text(encoding="utf-8-sig").splitlines()

@@ -12,6 +12,7 @@ from PIL import Image, UnidentifiedImageError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 _TRANSPOSED = {5, 6, 7, 8}  # EXIF orientations that swap width and height
+MAX_PIXELS = 1_500_000_000  # images are decoded up to this size (PIL's own guard stops at ~179 Mpx)
 
 
 def sizes(im: Image.Image) -> tuple[int, int, int, int]:
@@ -24,9 +25,6 @@ def sizes(im: Image.Image) -> tuple[int, int, int, int]:
     if orientation in _TRANSPOSED:
         return h, w, w, h
     return w, h, w, h
-
-
-MAX_PIXELS = 1_500_000_000  # images are decoded up to this size (PIL's own guard stops at ~179 Mpx)
 
 
 @contextlib.contextmanager

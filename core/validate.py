@@ -67,8 +67,9 @@ def structural_problems(doc) -> list[str]:
             elif not (is_int(im[k]) and im[k] > 0):
                 problems.append(f"{p}.{k}: must be a positive int, found {im[k]!r}")
                 size_ok = False
-        if size_ok and size_problem(im["width"], im["height"]):
-            problems.append(f"{p}: {size_problem(im['width'], im['height'])}")
+        why = size_problem(im["width"], im["height"]) if size_ok else None
+        if why:
+            problems.append(f"{p}: {why}")
             size_ok = False
         if is_int(im.get("id")) and im["id"] not in images:
             images[im["id"]] = (im["width"], im["height"]) if size_ok else None
