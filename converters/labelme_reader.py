@@ -24,6 +24,7 @@ import os
 from functools import partial
 from itertools import chain
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from PIL import Image as PILImage
@@ -40,6 +41,14 @@ from .columns import Columns, PolygonEntry, to_columns
 from .discovery import find_files, find_image, load_json, relative_name, size_fits
 
 NON_INSTANCE_SHAPES = {"point", "points", "line", "linestrip"}
+
+
+class MaskPiece(NamedTuple):
+    """A mask shape's pixels, clipped to the image: ``crop`` with its top-left pixel at (x, y)."""
+
+    x: int
+    y: int
+    crop: np.ndarray  # bool
 _PLAIN_SHAPES = frozenset({"polygon", "rectangle", "circle", "oriented_rectangle"})
 
 
@@ -184,12 +193,18 @@ def _checked_entries(shapes: list, path: Path, rep: Report, width: int, height: 
             entries.append(PolygonEntry(label, [p for _, p in items_polys], [it for it, _ in items_polys]))
             continue
         # masks cannot become polygons without loss; crowd regions are RLE in COCO
-        m = np.zeros((height, width), np.uint8)
-        for mk in masks:
-            m |= mk
-        if items_polys:
-            m |= segmentation_to_mask([p for _, p in items_polys], height, width)
-        rle, bbox, area = mask_instance(m)
+        pieces = [p for p in masks if p.crop.size]
+        if not items_polys:  # mask shapes only: measured in the box they span, never at full size
+            x0, y0 = min((p.x for p in pieces), default=0), min((p.y for p in pieces), default=0)
+            x1 = max((p.x + p.crop.shape[1] for p in pieces), default=0)
+            y1 = max((p.y + p.crop.shape[0] for p in pieces), default=0)
+            m, origin = np.zeros((y1 - y0, x1 - x0), bool), (x0, y0)
+        else:
+            m, origin = segmentation_to_mask([p for _, p in items_polys], height, width).astype(bool), (0, 0)
+        for p in pieces:
+            y, x = p.y - origin[1], p.x - origin[0]
+            m[y : y + p.crop.shape[0], x : x + p.crop.shape[1]] |= p.crop
+        rle, bbox, area = mask_instance(m, origin, (height, width))
         if area == 0:
             rep.warn("empty mask shape skipped", str(path))
             continue
@@ -214,7 +229,7 @@ def _flat_points(shape: dict, item: str, path: Path, rep: Report) -> list[float]
 
 
 def _parse_shape(shape, item: str, path: Path, rep: Report, width: int, height: int):
-    """(label, 'polygon'|'mask', flat polygon list | full-size mask) or None."""
+    """(label, "polygon"|"mask", flat polygon list | MaskPiece) or None."""
     if not isinstance(shape, dict):
         rep.error(path, item, "shape is not an object")
         return None
@@ -326,8 +341,8 @@ def _mask_of(shape, pts: list[float], item, path, rep: Report, width: int, heigh
         rep.error(path, item, f"cannot decode mask PNG: {e}")
         return None
     x0, y0 = int(min(pts[0::2])), int(min(pts[1::2]))
-    full = np.zeros((height, width), np.uint8)
     h, w = crop.shape
     ys, xs = slice(max(y0, 0), min(y0 + h, height)), slice(max(x0, 0), min(x0 + w, width))
-    full[ys, xs] = crop[ys.start - y0 : ys.stop - y0, xs.start - x0 : xs.stop - x0]
-    return full
+    if ys.start >= ys.stop or xs.start >= xs.stop:  # entirely outside the image
+        return MaskPiece(0, 0, np.zeros((0, 0), bool))
+    return MaskPiece(xs.start, ys.start, crop[ys.start - y0 : ys.stop - y0, xs.start - x0 : xs.stop - x0])

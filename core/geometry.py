@@ -240,9 +240,14 @@ def mask_to_polygons(mask: np.ndarray, tolerance: float = 0.0) -> list[list[floa
     return out
 
 
-def mask_instance(mask: np.ndarray) -> tuple[dict, list[float], float]:
+def mask_instance(mask: np.ndarray, origin: tuple[int, int] = (0, 0),
+                  size: tuple[int, int] | None = None) -> tuple[dict, list[float], float]:
     """(compressed RLE, bbox, area) of a 2-D mask (non-zero = inside), the same
     as pycocotools ``encode``, ``toBbox`` and ``area`` give.
+
+    ``mask`` may be a region of a larger image, lying inside it: its top-left
+    pixel at ``origin`` = (x, y) of an image of ``size`` = (height, width);
+    the full-size mask is then never made. By default the mask is the image.
 
     A detection's mask covers a small part of its image, so instead of copying
     the whole image into Fortran order for ``encode``, the runs are found in the
@@ -251,7 +256,8 @@ def mask_instance(mask: np.ndarray) -> tuple[dict, list[float], float]:
     between them (a test compares with pycocotools on random and edge-case
     masks).
     """
-    h, w = mask.shape
+    h, w = size or mask.shape
+    ox, oy = origin
     cols = np.flatnonzero(mask.any(axis=0))
     if not len(cols):
         counts, bbox, area = [h * w], [0.0, 0.0, 0.0, 0.0], 0
@@ -263,7 +269,7 @@ def mask_instance(mask: np.ndarray) -> tuple[dict, list[float], float]:
         # change (k, j): pixel (r0 + k, c0 + j) differs from the one above it (outside the box: background)
         changes = np.concatenate([box[:1], box[1:] != box[:-1], box[-1:]])
         k, j = np.divmod(np.flatnonzero(changes), c1 - c0)
-        starts = np.sort((j + c0) * h + (k + r0))
+        starts = np.sort((j + (c0 + ox)) * h + (k + (r0 + oy)))
         # the end of a column and the top of the next are one position: a run leaving at the bottom of
         # a column and one entering at the top of the next are the same run (both changes cancel)
         same = starts[1:] == starts[:-1]
@@ -278,6 +284,6 @@ def mask_instance(mask: np.ndarray) -> tuple[dict, list[float], float]:
         if counts[-1] == 0:  # the last pixel is inside: the last run is a foreground run
             counts.pop()
         area = int(np.count_nonzero(box))
-        bbox = [float(c0), float(r0), float(c1 - c0), float(r1 - r0)]
+        bbox = [float(c0 + ox), float(r0 + oy), float(c1 - c0), float(r1 - r0)]
     rle = mask_utils.frPyObjects({"size": [h, w], "counts": counts}, h, w)
     return {"size": [h, w], "counts": rle["counts"].decode("ascii")}, bbox, float(area)

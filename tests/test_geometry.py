@@ -128,7 +128,16 @@ def masks(draw):
 def test_mask_instance_equals_pycocotools(m):
     rle, bbox, area = mask_instance(m)
     assert rle["size"] == list(m.shape)
-    assert (rle["counts"], bbox, area) == _pycocotools_instance(m)
+    expected = _pycocotools_instance(m)
+    assert (rle["counts"], bbox, area) == expected
+    # the same mask given as any window that holds all its pixels, placed in the image
+    ys, xs = np.nonzero(m)
+    r0, c0 = (ys.min(), xs.min()) if len(ys) else (0, 0)
+    r1, c1 = (ys.max() + 1, xs.max() + 1) if len(ys) else (0, 0)
+    r0, c0 = r0 // 2, c0 // 2  # grown towards the top-left corner by an arbitrary margin
+    window = m[r0:r1, c0:c1]
+    rle, bbox, area = mask_instance(window, (int(c0), int(r0)), m.shape)
+    assert rle["size"] == list(m.shape) and (rle["counts"], bbox, area) == expected
 
 
 def test_mask_instance_bbox_area():

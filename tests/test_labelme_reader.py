@@ -63,6 +63,44 @@ def test_mask_shape_matches_labelme_placement(convert):
     assert octagon["area"] == expected.sum()
 
 
+def _png_b64(mask: np.ndarray) -> str:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(mask.astype(np.uint8) * 255).save(buf, format="PNG")
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def test_mask_shapes_of_one_group_are_joined_in_their_box(annot, tmp_path):
+    """Mask shapes are measured in the box they span, not at full size: a group of
+    two (one hanging over the border, clipped) and one entirely outside must give
+    what pasting them into a full-size mask gives."""
+    rng = np.random.default_rng(3)
+    w, h = 300, 200
+    crops = [rng.random((30, 40)) < 0.6, rng.random((50, 25)) < 0.6, rng.random((10, 10)) < 0.6]
+    corners = [(20, 30), (285, 170), (400, 10)]  # the second hangs over the right and bottom edges
+    shapes = [{"label": "cell", "group_id": 1 if k < 2 else 2, "shape_type": "mask", "flags": {},
+               "points": [[x, y], [x + c.shape[1] - 1, y + c.shape[0] - 1]], "mask": _png_b64(c)}
+              for k, (c, (x, y)) in enumerate(zip(crops, corners))]
+    f = tmp_path / "m.json"
+    f.write_text(json.dumps({"version": "5.6.0", "flags": {}, "shapes": shapes, "imagePath": "m.png",
+                             "imageData": None, "imageHeight": h, "imageWidth": w}))
+    res = annot("convert", "labelme", "coco", f, "-o", tmp_path / "out.json")
+    assert res.code == 0, res.err
+    assert "warning: 1 x empty mask shape skipped" in res.err  # group 2 lies outside the image
+    (ann,) = load(tmp_path / "out.json")["annotations"]
+    full = np.zeros((h + 60, w + 150), bool)  # room for the overhang, cut to the image below
+    for c, (x, y) in zip(crops[:2], corners[:2]):
+        full[y : y + c.shape[0], x : x + c.shape[1]] |= c
+    full = full[:h, :w]
+    assert np.array_equal(segmentation_to_mask(ann["segmentation"], h, w).astype(bool), full)
+    ys, xs = np.nonzero(full)
+    assert ann["area"] == full.sum()
+    assert ann["bbox"] == [xs.min(), ys.min(), xs.max() + 1 - xs.min(), ys.max() + 1 - ys.min()]
+
+
 @pytest.mark.parametrize("version", ["v3.16.7", "v5.6.0"])
 def test_history_formats_give_the_same_instances(convert, annot, tmp_path, version):
     old_file = LABELME / f"history/{version}/examples/primitives/primitives.json"
