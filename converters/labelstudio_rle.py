@@ -12,7 +12,8 @@ channel is the mask.
 1-value literal, the final padding of 1..8 zero bits), so its output is
 byte-identical to the SDK's while running in numpy instead of string
 concatenation. :func:`decode` reads any rle-pack stream, including the
-literal runs Label Studio's front end writes.
+literal runs Label Studio's front end writes (long ones in one numpy step;
+the run headers are read one by one, the stream being sequential).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import numpy as np
 _SIZES = (3, 4, 8, 16)
 _HEADER = [(None, 32), (7, 5), (2, 4), (3, 4), (7, 4), (15, 4)]  # (value, bits); None = count
 ALPHA_THRESHOLD = 128  # an RGBA pixel belongs to the mask when alpha >= this
+_LITERAL_VECTOR_MIN = 16  # shorter literal runs are read value by value: numpy's call costs more
 
 
 def encode(values: np.ndarray) -> list[int]:
@@ -79,6 +81,7 @@ def decode(rle) -> np.ndarray:
     word = read(5) + 1
     sizes = [read(4) + 1 for _ in range(4)]
     out = np.zeros(num, dtype=np.uint8 if word <= 8 else np.uint32)
+    bits = None  # the stream as a 0/1 array, made when a long literal run needs it
     i = 0
     while i < num:
         repeated = read(1)
@@ -87,11 +90,27 @@ def decode(rle) -> np.ndarray:
             raise ValueError(f"brush RLE run ends at {j}, past its {num} values")
         if repeated:
             out[i:j] = read(word)
-        else:
+        elif j - i < _LITERAL_VECTOR_MIN:
             for k in range(i, j):
                 out[k] = read(word)
+        else:  # a long literal run (the front end writes them for the RGBA of a coloured brush): all at once
+            end = pos + (j - i) * word
+            if end > total_bits:
+                raise ValueError("brush RLE is truncated")
+            if bits is None:
+                bits = np.unpackbits(np.frombuffer(buf, np.uint8))
+            out[i:j] = _words(bits[pos:end], word)
+            pos = end
         i = j
     return out
+
+
+def _words(bits: np.ndarray, word: int) -> np.ndarray:
+    """Consecutive ``word``-bit big-endian values from a 0/1 array."""
+    if word == 8:
+        return np.packbits(bits)
+    weights = np.left_shift(1, np.arange(word - 1, -1, -1, dtype=np.int64))
+    return bits.reshape(-1, word).astype(np.int64) @ weights
 
 
 def mask_to_rle(mask: np.ndarray) -> list[int]:

@@ -56,3 +56,71 @@ def test_holes_survive():
     m[10:40, 10:50] = True
     m[20:30, 20:30] = False
     assert np.array_equal(rle_to_mask(mask_to_rle(m), 50, 60), m)
+
+
+def _rle_pack(values, word=8, sizes=(3, 4, 8, 16)) -> list[int]:
+    """A reference rle-pack encoder that, like Label Studio's front end, gathers
+    values that do not repeat into literal runs (up to 2**16 values each)."""
+    out = [f"{len(values):032b}", f"{word - 1:05b}", *(f"{s - 1:04b}" for s in sizes)]
+
+    def run(kind: str, count: int, words):
+        k = next(k for k, s in enumerate(sizes) if count <= 1 << s)
+        out.append(kind + f"{k:02b}" + f"{count - 1:0{sizes[k]}b}" + "".join(f"{v:0{word}b}" for v in words))
+
+    literal: list[int] = []
+    i = 0
+    while i <= len(values):
+        j = i
+        while j < len(values) and values[j] == values[i]:
+            j += 1
+        if j - i >= 2 or i == len(values):
+            for a in range(0, len(literal), 1 << sizes[-1]):
+                chunk = literal[a : a + (1 << sizes[-1])]
+                run("0", len(chunk), chunk)
+            literal = []
+            for a in range(i, j, 1 << sizes[-1]):
+                run("1", min(j - a, 1 << sizes[-1]), [values[i]])
+            i = max(j, i + 1)
+        else:
+            literal.append(int(values[i]))
+            i = j
+    bits = "".join(out)
+    bits += "0" * (-len(bits) % 8)
+    return [int(bits[k : k + 8], 2) for k in range(0, len(bits), 8)]
+
+
+segments = st.lists(st.tuples(st.booleans(), st.integers(1, 400), st.integers(0, 2**32 - 1)), max_size=8)
+
+
+def _segmented(segs, top: int) -> np.ndarray:
+    """Noise and constant stretches: literal runs long and short, and repeats."""
+    parts = [np.random.default_rng(seed).integers(0, top, n) if noisy else np.full(n, seed % top)
+             for noisy, n, seed in segs]
+    return np.concatenate(parts) if parts else np.zeros(0, np.int64)
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(segs=segments)
+def test_long_literal_runs_decode_like_the_sdk(segs):
+    a = _segmented(segs, 256).astype(np.uint8)
+    rle = _rle_pack(a.tolist())
+    assert np.array_equal(decode(rle), a)
+    if a.size:  # the SDK's decoder fails on an empty stream
+        assert np.array_equal(decode_rle(rle), a)
+
+
+@settings(max_examples=30, deadline=None, derandomize=True)
+@given(segs=segments, word=st.sampled_from([3, 12, 16, 32]))
+def test_literal_runs_of_other_word_sizes(segs, word):
+    a = _segmented(segs, 1 << min(word, 31))
+    assert np.array_equal(decode(_rle_pack(a.tolist(), word=word)), a)
+
+
+def test_coloured_brush_stroke_from_the_front_end():
+    """A red brush (RGBA 255, 0, 0, 255) never repeats a value inside the mask:
+    the front end writes it as literal runs; the mask is its alpha channel."""
+    m = np.zeros((40, 50), bool)
+    m[5:30, 8:45] = True
+    rgba = np.zeros((40, 50, 4), np.uint8)
+    rgba[m] = (255, 0, 0, 255)
+    assert np.array_equal(rle_to_mask(_rle_pack(rgba.ravel().tolist()), 40, 50), m)
