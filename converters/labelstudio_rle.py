@@ -24,6 +24,8 @@ _SIZES = (3, 4, 8, 16)
 _HEADER = [(None, 32), (7, 5), (2, 4), (3, 4), (7, 4), (15, 4)]  # (value, bits); None = count
 ALPHA_THRESHOLD = 128  # an RGBA pixel belongs to the mask when alpha >= this
 _LITERAL_VECTOR_MIN = 16  # shorter literal runs are read value by value: numpy's call costs more
+_HEADER_BITS = 32 + 5 + 4 * 4
+_MASK64 = (1 << 64) - 1
 
 
 def encode(values: np.ndarray) -> list[int]:
@@ -62,47 +64,58 @@ def encode(values: np.ndarray) -> list[int]:
 
 
 def decode(rle) -> np.ndarray:
-    """Decode an rle-pack byte sequence to a 1-D array (uint8 for word size <= 8)."""
+    """Decode an rle-pack byte sequence to a 1-D array (uint8 for word size <= 8).
+
+    Each run's place depends on the one before, so run headers are read one by
+    one, each from a single 64-bit window (a header and a value take at most 51
+    bits); values and lengths are gathered in lists and expanded once.
+    """
     buf = bytes(rle) + bytes(8)
     total_bits = (len(buf) - 8) * 8
-    pos = 0
+    from_bytes = int.from_bytes
 
-    def read(nbits: int) -> int:
-        nonlocal pos
-        if pos + nbits > total_bits:
-            raise ValueError("brush RLE is truncated")
-        b = pos >> 3
-        word = int.from_bytes(buf[b : b + 8], "big")
-        v = (word >> (64 - (pos & 7) - nbits)) & ((1 << nbits) - 1)
-        pos += nbits
-        return v
+    def window(pos: int) -> int:
+        """The 64 bits from the byte holding ``pos``, shifted so bit ``pos`` is the top one (>= 57 valid)."""
+        return (from_bytes(buf[pos >> 3 : (pos >> 3) + 8], "big") << (pos & 7)) & _MASK64
 
-    num = read(32)
-    word = read(5) + 1
-    sizes = [read(4) + 1 for _ in range(4)]
-    out = np.zeros(num, dtype=np.uint8 if word <= 8 else np.uint32)
+    if total_bits < _HEADER_BITS:
+        raise ValueError("brush RLE is truncated")
+    w = window(0)
+    num = w >> 32
+    word = ((w >> 27) & 31) + 1
+    sizes = [((w >> (23 - 4 * k)) & 15) + 1 for k in range(4)]
+    wmask = (1 << word) - 1
+    vals: list[int] = []
+    lens: list[int] = []
     bits = None  # the stream as a 0/1 array, made when a long literal run needs it
-    i = 0
+    pos, i = _HEADER_BITS, 0
     while i < num:
-        repeated = read(1)
-        j = i + 1 + read(sizes[read(2)])
-        if j > num:
-            raise ValueError(f"brush RLE run ends at {j}, past its {num} values")
-        if repeated:
-            out[i:j] = read(word)
-        elif j - i < _LITERAL_VECTOR_MIN:
-            for k in range(i, j):
-                out[k] = read(word)
+        w = window(pos)
+        sz = sizes[(w >> 61) & 3]
+        count = ((w >> (61 - sz)) & ((1 << sz) - 1)) + 1
+        first = 3 + sz + word  # bits up to the end of the run's first value
+        end = pos + (first if w >> 63 else 3 + sz + count * word)
+        if end > total_bits:
+            raise ValueError("brush RLE is truncated")
+        i += count
+        if i > num:
+            raise ValueError(f"brush RLE run ends at {i}, past its {num} values")
+        if w >> 63 or count == 1:  # a repeated value, or a literal of one: the value is in this window
+            vals.append((w >> (64 - first)) & wmask)
+            lens.append(count)
+        elif count < _LITERAL_VECTOR_MIN:
+            p = pos + 3 + sz
+            for k in range(count):
+                vals.append(window(p + k * word) >> (64 - word))
+            lens.extend([1] * count)
         else:  # a long literal run (the front end writes them for the RGBA of a coloured brush): all at once
-            end = pos + (j - i) * word
-            if end > total_bits:
-                raise ValueError("brush RLE is truncated")
             if bits is None:
                 bits = np.unpackbits(np.frombuffer(buf, np.uint8))
-            out[i:j] = _words(bits[pos:end], word)
-            pos = end
-        i = j
-    return out
+            vals.extend(_words(bits[pos + 3 + sz : end], word).tolist())
+            lens.extend([1] * count)
+        pos = end
+    dtype = np.uint8 if word <= 8 else np.uint32
+    return np.repeat(np.array(vals, dtype), np.array(lens, np.int64)) if vals else np.zeros(num, dtype)
 
 
 def _words(bits: np.ndarray, word: int) -> np.ndarray:
