@@ -10,8 +10,6 @@ import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
-from label_studio_sdk.converter.brush import decode_rle  # noqa: E402
-from label_studio_sdk.label_interface import LabelInterface  # noqa: E402
 from PIL import Image  # noqa: E402
 from pycocotools import mask as mask_utils  # noqa: E402
 from pycocotools.coco import COCO  # noqa: E402
@@ -51,6 +49,9 @@ def _maskrcnn(annot, project, out, *extra):
 
 
 def _brush_mask(region):
+    # imported here, not at the top: the COCO-output tests also run where only the model stack is installed
+    from label_studio_sdk.converter.brush import decode_rle
+
     v = region["value"]
     h, w = region["original_height"], region["original_width"]
     return decode_rle(v["rle"]).reshape(h, w, 4)[:, :, 3] > 0
@@ -103,6 +104,8 @@ POLYGON_CONFIG = """<View>
 
 
 def test_polygon_config_traces_masks_with_a_tolerance(annot, project, tmp_path):
+    from label_studio_sdk.label_interface import LabelInterface
+
     cfg = tmp_path / "config.xml"
     cfg.write_text(POLYGON_CONFIG)
     brush = load(_maskrcnn(annot, project, tmp_path / "brush.json"))
