@@ -5,8 +5,11 @@ slide images) is measured from its header, and hashed into the store."""
 from __future__ import annotations
 
 import json
+import warnings
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 BIG = 13_500  # 182 Mpx: above PIL's default guard
@@ -154,3 +157,42 @@ def test_one_pixel_short_of_2_to_the_32_converts_exactly(annot, tmp_path):
     assert res.code == 0, res.err
     (ann,) = json.loads((tmp_path / "out.json").read_text())["annotations"]
     assert ann["area"] == 100.0 and ann["bbox"] == [65000.0, 10.0, 10.0, 10.0]
+
+
+def _encoded(fmt: str) -> bytes:
+    import io
+
+    import numpy as np
+
+    im = Image.fromarray((np.random.default_rng(0).random((20, 30, 3)) * 255).astype(np.uint8))
+    buf = io.BytesIO()
+    if fmt in ("JPEG", "PNG", "TIFF", "WEBP"):  # with an EXIF orientation to parse
+        exif = Image.Exif()
+        exif[0x0112] = 6
+        im.save(buf, fmt, exif=exif)
+    else:
+        im.save(buf, fmt)
+    return buf.getvalue()
+
+
+FORMATS = {"PNG": ".png", "JPEG": ".jpg", "TIFF": ".tif", "BMP": ".bmp", "GIF": ".gif", "WEBP": ".webp"}
+
+
+@settings(max_examples=120, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(fmt=st.sampled_from(sorted(FORMATS)), edits=st.lists(st.tuples(st.integers(0, 199), st.integers(0, 255)),
+                                                             min_size=1, max_size=6),
+       cut=st.one_of(st.none(), st.integers(0, 400)))
+def test_corrupted_image_headers_never_break_a_conversion(annot, tmp_path_factory, fmt, edits, cut):
+    """Sizes come from image headers for YOLO: any corruption is a size or one line naming the image."""
+    d = tmp_path_factory.mktemp("fuzz")
+    data = bytearray(_encoded(fmt))
+    for at, value in edits:
+        data[at % len(data)] = value
+    image = d / f"a{FORMATS[fmt]}"
+    image.write_bytes(bytes(data[:cut] if cut is not None else data))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # PIL warns about the corrupt TIFF/EXIF tags it skips
+        res = annot("convert", "yolo", "coco", _yolo(d), "-o", d / "out.json", "-q")
+    assert res.code in (0, 2), res.err
+    if res.code == 2:
+        assert res.err.count("\n") == 1 and f"cannot read the size of image {image}" in res.err
