@@ -72,7 +72,7 @@ def relative_name(image: Path, root: Path) -> str:
     """Image path relative to the input root, '/'-separated, as COCO file_name."""
     image = os.path.normpath(image)
     folder, name = os.path.split(image)
-    rel = _relative_dir(folder, os.path.normpath(root))
+    rel = _relative_dir(folder or os.curdir, os.path.normpath(root))  # "" for a bare name
     return name if rel == "." else f"{rel}/{name}"
 
 

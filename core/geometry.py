@@ -173,7 +173,17 @@ def polygon_areas(groups: list[list], height: int, width: int) -> list[float]:
             merged.append(rles[k] if n == 1 else mask_utils.merge(rles[k : k + n], intersect=False))
             k += n
         rles = merged
-    return mask_utils.area(rles).astype(float).tolist()
+    return rle_areas(rles)
+
+
+# pycocotools 2.0.x ``area`` sizes its output with ``np.array((n,), dtype=np.uint8)``,
+# which NumPy 2 refuses for n > 255 (OverflowError): more RLEs go in slices.
+_AREA_SLICE = 255
+
+
+def rle_areas(rles: list) -> list[float]:
+    """``mask_utils.area`` of a list of RLEs, any length, as floats."""
+    return [float(a) for k in range(0, len(rles), _AREA_SLICE) for a in mask_utils.area(rles[k : k + _AREA_SLICE])]
 
 
 # --- masks and RLE ------------------------------------------------------------

@@ -197,8 +197,12 @@ def self_evaluation(doc: dict) -> dict[str, float]:
             ev.params.maxDets = [1, 10, max(100, int(per_image))]
             ev.evaluate()
             ev.accumulate()
-            ev.summarize()
-            out[iou_type] = float(ev.stats[0])
+            # AP@[.5:.95], all areas, at the largest maxDets. Not ev.stats[0]:
+            # summarize() reads it at maxDets == 100 literally and gives -1
+            # when that is not in the list (an image with over 100 instances).
+            precision = ev.eval["precision"][:, :, :, 0, -1]
+            valid = precision[precision > -1]
+            out[iou_type] = float(valid.mean()) if valid.size else -1.0
     return out
 
 
