@@ -10,6 +10,8 @@ from conftest import load
 from PIL import Image
 from pycocotools import mask as mask_utils
 
+from annot.validate import validate_coco
+
 N_BOXES = 300  # pycocotools' area() of more than 255 RLEs at once overflows under NumPy 2
 W, H = 250, 200
 
@@ -58,6 +60,21 @@ def test_validate_evaluates_beyond_100_instances(annot, tmp_path):
     assert res.code == 0, res
     # all 301 count: at pycocotools' default 100 detections per image recall would stop at 1/3
     assert "bbox AP 1.000, segm AP 1.000" in res.out
+
+
+def test_validate_finds_one_degenerate_instance_among_hundreds(tmp_path):
+    doc = load(_dense_coco(tmp_path / "dense.json"))
+    before = json.dumps(doc)
+    assert validate_coco(doc) == ([], {"bbox": 1.0, "segm": 1.0})
+    assert json.dumps(doc) == before  # evaluated in groups of copies, the document untouched
+    for k in (7, 287):  # first and last group of the 150 cells of category 2
+        bad = json.loads(before)
+        x, y = bad["annotations"][k]["bbox"][:2]
+        bad["annotations"][k]["segmentation"] = [[x, y, x + 0.1, y, x + 0.1, y + 0.1]]  # rasterises to nothing
+        problems, aps = validate_coco(bad)
+        assert aps["bbox"] == 1.0 and aps["segm"] < 1.0
+        assert problems == [f"$: self-evaluation segm AP = {aps['segm']:.4f}, must be 1.0 "
+                            "(degenerate or unmatched annotations)"]
 
 
 def test_files_named_relative_to_the_working_directory(annot, tmp_path, monkeypatch):
