@@ -98,29 +98,32 @@ def rectangle_of(poly: list[float], tol: float = 1e-6) -> tuple[float, float, fl
     corner whatever the point order."""
     if len(poly) != 8:
         return None
-    p = np.asarray(poly, dtype=float).reshape(4, 2)
-    e = np.roll(p, -1, axis=0) - p
-    lengths = np.hypot(e[:, 0], e[:, 1])
-    scale = max(lengths.max(), 1.0)
-    if lengths.min() <= tol * scale:
+    # Plain floats: on 8 numbers numpy's per-call cost is ten times the arithmetic.
+    p = [(float(poly[k]), float(poly[k + 1])) for k in (0, 2, 4, 6)]
+    e = _edges(p)
+    lengths = [math.hypot(dx, dy) for dx, dy in e]
+    scale = max(max(lengths), 1.0)
+    if min(lengths) <= tol * scale:
         return None
-    dots = np.abs(np.einsum("ij,ij->i", e, np.roll(e, -1, axis=0)))
-    if dots.max() > tol * scale * scale or abs(lengths[0] - lengths[2]) > tol * scale:
+    nxt = e[1:] + e[:1]
+    if (max(abs(a[0] * b[0] + a[1] * b[1]) for a, b in zip(e, nxt)) > tol * scale * scale
+            or abs(lengths[0] - lengths[2]) > tol * scale):
         return None
-    xs, ys = p[:, 0], p[:, 1]
-    if np.all(np.isclose(e[:, 0], 0, atol=tol * scale) | np.isclose(e[:, 1], 0, atol=tol * scale)):
-        x0, y0 = xs.min(), ys.min()
-        return float(x0), float(y0), float(xs.max() - x0), float(ys.max() - y0), 0.0
+    if all(abs(dx) <= tol * scale or abs(dy) <= tol * scale for dx, dy in e):
+        xs, ys = [x for x, _ in p], [y for _, y in p]
+        x0, y0 = min(xs), min(ys)
+        return x0, y0, max(xs) - x0, max(ys) - y0, 0.0
     # Make the corner order clockwise on screen, keeping the first point first:
     # it is the corner the rectangle is anchored at (Label Studio's x, y).
-    cross = np.sum(e[:, 0] * np.roll(e[:, 1], -1) - e[:, 1] * np.roll(e[:, 0], -1))
-    if cross < 0:
-        p = np.roll(p[::-1], 1, axis=0)
-        e = np.roll(p, -1, axis=0) - p
-    w = float(np.hypot(*e[0]))
-    h = float(np.hypot(*e[1]))
-    angle = float(np.degrees(np.arctan2(e[0, 1], e[0, 0])) % 360.0)
-    return float(p[0, 0]), float(p[0, 1]), w, h, angle
+    if sum(a[0] * b[1] - a[1] * b[0] for a, b in zip(e, nxt)) < 0:
+        p = [p[0], p[3], p[2], p[1]]
+        e = _edges(p)
+    (wx, wy), (hx, hy) = e[0], e[1]
+    return p[0][0], p[0][1], math.hypot(wx, wy), math.hypot(hx, hy), math.degrees(math.atan2(wy, wx)) % 360.0
+
+
+def _edges(p: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    return [(x1 - x0, y1 - y0) for (x0, y0), (x1, y1) in zip(p, p[1:] + p[:1])]
 
 
 MAX_CIRCLE_VERTICES = 8192  # keeps the 1 px bound up to r ~ 13.6 million px, far beyond any image
@@ -148,6 +151,10 @@ def _unit_circle(n: int) -> np.ndarray:
 
 def polygons_bbox(polys) -> list[float]:
     """Envelope ``[x, y, w, h]`` of flat polygons (lists or 1-D arrays)."""
+    if all(type(p) is list for p in polys):  # what readers hold: min/max beat numpy's call cost
+        x0, y0 = min(min(p[0::2]) for p in polys), min(min(p[1::2]) for p in polys)
+        x1, y1 = max(max(p[0::2]) for p in polys), max(max(p[1::2]) for p in polys)
+        return [float(x0), float(y0), float(x1) - x0, float(y1) - y0]
     a = np.asarray(polys[0], dtype=np.float64) if len(polys) == 1 else np.concatenate(
         [np.asarray(p, dtype=np.float64) for p in polys])
     xs, ys = a[0::2], a[1::2]

@@ -11,6 +11,7 @@ from annot.geometry import (
     circle_polygon,
     mask_instance,
     polygon_areas,
+    polygons_bbox,
     rectangle_of,
     rotated_rectangle,
     segmentation_to_mask,
@@ -58,6 +59,25 @@ def test_rotated_rectangle_is_a_rectangle_and_inverts(x, y, w, h, deg):
     assert dist.max() <= 1e-6 * (1 + max(x, y, w, h))
     if got[4] != 0.0:  # not axis-aligned: exactly the rectangle that was drawn
         assert got == pytest.approx((x, y, w, h, deg), abs=1e-6 * (1 + max(x, y, w, h)))
+
+
+@given(x=coord, y=coord, w=size, h=size, deg=st.floats(1, 89))
+def test_rectangle_of_counter_clockwise_corners_keep_their_anchor(x, y, w, h, deg):
+    poly = rotated_rectangle(x, y, w, h, deg)
+    ccw = poly[:2] + poly[6:8] + poly[4:6] + poly[2:4]  # same corners, other way round
+    got = rectangle_of(ccw, tol=1e-7)
+    assert got[:2] == (poly[0], poly[1])  # still anchored at the first point
+    assert got == pytest.approx(rectangle_of(poly, tol=1e-7), abs=1e-6 * (1 + max(x, y, w, h)))
+
+
+@given(st.lists(st.lists(st.floats(-1e6, 1e6), min_size=6, max_size=40).filter(lambda p: len(p) % 2 == 0),
+                min_size=1, max_size=4))
+def test_polygons_bbox_of_lists_and_arrays_agree(polys):
+    xs = [v for p in polys for v in p[0::2]]
+    ys = [v for p in polys for v in p[1::2]]
+    want = [min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys)]
+    assert polygons_bbox(polys) == want
+    assert polygons_bbox([np.array(p) for p in polys]) == want
 
 
 def test_rotation_is_clockwise_on_screen():
