@@ -1,6 +1,6 @@
 """Conversion throughput: annot against a bare baseline and the Label Studio SDK.
 
-    python benchmarks/convert.py [--files 5000] [--jobs N] [--workdir DIR] [--no-validate]
+    python benchmarks/convert.py [--files 5000] [--jobs N] [--workdir DIR] [--writers] [--no-validate]
 
 Generates a seeded synthetic corpus (``benchmarks/corpus.py``: ~20 shapes per
 image: polygons, rectangles, circles, multi-polygon groups) as labelme files
@@ -90,6 +90,8 @@ def main() -> int:
     ap.add_argument("--jobs", type=int, default=None, help="annot worker processes (default: all cores)")
     ap.add_argument("--workdir", type=Path, default=None, help="keep the corpus here (default: a temp dir)")
     ap.add_argument("--repeat", type=int, default=3, help="runs per measurement; the median is reported")
+    ap.add_argument("--writers", action="store_true",
+                    help="also time `annot convert coco DST` from the labelme output, for every writer")
     ap.add_argument("--no-validate", action="store_true",
                     help="skip `annot validate` of annot's outputs (about a minute each at 5,000 images)")
     args = ap.parse_args()
@@ -130,6 +132,17 @@ def main() -> int:
     console.print(f"labelme: annot / baseline = {t_base / t_lm:.2f}x")
     console.print(f"Label Studio: annot / SDK = {t_sdk / t_ls:.2f}x "
                   "(the SDK shears rotated boxes and skips brush masks; annot converts both)")
+    if args.writers:
+        coco = str(work / "labelme.coco.json")
+        n_anns = len(json.loads(Path(coco).read_text())["annotations"])
+        wt = Table(title=f"annot convert coco DST, {n_anns:,} annotations (median of {args.repeat})")
+        for col in ("writer", "seconds", "annotations/s"):
+            wt.add_column(col, justify="left" if col == "writer" else "right")
+        for dst in ("labelstudio", "labelme", "yolo", "voc"):
+            out = str(work / f"written.{dst}")
+            t = median(lambda dst=dst, out=out: annot_cli("convert", "coco", dst, coco, "-o", out, *jobs))
+            wt.add_row(dst, f"{t:.2f}", f"{n_anns / t:,.0f}")
+        console.print(wt)
     status = 0
     if not args.no_validate:  # a fast converter that writes invalid COCO measures nothing
         for out in ("labelme.coco.json", "ls.coco.json"):
