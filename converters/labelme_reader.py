@@ -49,6 +49,8 @@ class MaskPiece(NamedTuple):
     x: int
     y: int
     crop: np.ndarray  # bool
+
+
 _PLAIN_SHAPES = frozenset({"polygon", "rectangle", "circle", "oriented_rectangle"})
 
 

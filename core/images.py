@@ -10,6 +10,8 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
+from .errors import AnnotError
+
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 _TRANSPOSED = {5, 6, 7, 8}  # EXIF orientations that swap width and height
 MAX_PIXELS = 1_500_000_000  # images are decoded up to this size (PIL's own guard stops at ~179 Mpx)
@@ -41,6 +43,20 @@ def pixel_limit(limit: int | None):
             yield
     finally:
         Image.MAX_IMAGE_PIXELS = old
+
+
+@contextlib.contextmanager
+def decoding(path: Path):
+    """Decode ``path``'s pixels in the block: up to :data:`MAX_PIXELS`, and any
+    failure (too large, unreadable, truncated, corrupt) one AnnotError line
+    naming the file."""
+    try:
+        with pixel_limit(MAX_PIXELS):
+            yield
+    except Image.DecompressionBombError:
+        raise AnnotError(f"{path}: image larger than {MAX_PIXELS:,} pixels") from None
+    except (OSError, ValueError, SyntaxError) as e:  # PIL raises SyntaxError for some corrupt headers
+        raise AnnotError(f"{path}: cannot read image: {e}") from None
 
 
 def image_size(path: Path) -> tuple[int, int, int, int]:

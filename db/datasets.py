@@ -14,11 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
-from PIL import Image as PILImage
 from sqlalchemy import func, select
 
 from annot.errors import AnnotError
-from annot.images import MAX_PIXELS, image_size
+from annot.images import decoding, image_size
 from annot.parallel import map_files
 from annot.validate import load_valid_coco
 
@@ -36,13 +35,9 @@ class ImportResult:
 
 def _hash_image(path: Path) -> tuple[str, int, int, int]:
     """(sha256, pHash, displayed width, displayed height)."""
-    try:
+    with decoding(path):
         w, h = image_size(path)[:2]
         return files.sha256_file(path), phash_file(path), w, h
-    except PILImage.DecompressionBombError:
-        raise AnnotError(f"{path}: image larger than {MAX_PIXELS:,} pixels") from None
-    except (OSError, ValueError, SyntaxError) as e:  # PIL raises SyntaxError for some corrupt headers
-        raise AnnotError(f"{path}: cannot read image: {e}") from None
 
 
 def _canonical(obj) -> bytes:

@@ -16,8 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from annot.errors import AnnotError
-from annot.images import MAX_PIXELS, pixel_limit, sizes
+from annot.images import decoding, sizes
 
 _HIGH_DEPTH = ("I;16", "I;16B", "I;16L", "I", "F")
 
@@ -44,19 +43,14 @@ def load_scaled(path: Path, max_side: int | None = None) -> tuple[np.ndarray, tu
     side is at most ``max_side``; the second value is always the full
     displayed size (EXIF orientation applied), the size annotations refer to.
     """
-    try:
-        with pixel_limit(MAX_PIXELS), Image.open(path) as im:
-            full_w, full_h, w, h = sizes(im)  # displayed (EXIF) and stored
-            if max_side and max(w, h) > max_side and im.format == "JPEG":
-                im.draft("RGB", (max(1, w * max_side // max(w, h)), max(1, h * max_side // max(w, h))))
-            im = ImageOps.exif_transpose(im)
-            im = _to_rgb(im)
-            if max_side and max(im.size) > max_side:
-                s = max_side / max(im.size)
-                im = im.resize((max(1, round(im.width * s)), max(1, round(im.height * s))), Image.BILINEAR)
-            arr = np.array(im)  # writable: torch shares it without a warning
-    except Image.DecompressionBombError:
-        raise AnnotError(f"{path}: image larger than {MAX_PIXELS:,} pixels") from None
-    except (OSError, ValueError, SyntaxError) as e:  # PIL raises SyntaxError for some corrupt headers
-        raise AnnotError(f"{path}: cannot read image: {e}") from None
+    with decoding(path), Image.open(path) as im:
+        full_w, full_h, w, h = sizes(im)  # displayed (EXIF) and stored
+        if max_side and max(w, h) > max_side and im.format == "JPEG":
+            im.draft("RGB", (max(1, w * max_side // max(w, h)), max(1, h * max_side // max(w, h))))
+        im = ImageOps.exif_transpose(im)
+        im = _to_rgb(im)
+        if max_side and max(im.size) > max_side:
+            s = max_side / max(im.size)
+            im = im.resize((max(1, round(im.width * s)), max(1, round(im.height * s))), Image.BILINEAR)
+        arr = np.array(im)  # writable: torch shares it without a warning
     return arr, (full_h, full_w)
