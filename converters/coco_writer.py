@@ -13,25 +13,57 @@ from __future__ import annotations
 from pathlib import Path
 
 from annot.geometry import compress_rle
-from annot.io import write_json_atomic
+from annot.io import dumps_json, write_bytes_atomic, write_json_atomic
 from annot.model import Annotation, Dataset
 from annot.options import ConvertOptions
 from annot.report import Report
 
 
+def coco_json(ds: Dataset, report: Report | None = None) -> bytes:
+    """The dataset as compact COCO JSON, byte for byte what
+    ``dumps_json(coco_dict(ds))`` gives: annotations whose geometry arrived
+    rendered are copied as bytes, the others go through their dicts."""
+    raw = [a.rendered_json() for a in ds.annotations]
+    if None in raw:  # serialise each run of the others as dicts
+        parts, start = [], 0
+        for k, r in enumerate(raw + [b""]):
+            if r is not None:
+                if start < k:
+                    parts.append(_as_dicts(ds.annotations[start:k], report))
+                parts.append(r)
+                start = k + 1
+        raw = parts[:-1]
+    return b"".join([
+        b'{"info":', dumps_json(ds.info),
+        b',"images":', dumps_json([i.to_coco() for i in ds.images]),
+        b',"annotations":[', b",".join(raw),
+        b'],"categories":', dumps_json([c.to_coco() for c in ds.categories]), b"}",
+    ])
+
+
+def _as_dicts(anns: list[Annotation], report: Report | None) -> bytes:
+    """Annotations as COCO dicts, serialised as the inside of a JSON list."""
+    return dumps_json([_coco_annotation(a.to_coco(), report) for a in anns])[1:-1]
+
+
 def coco_dict(ds: Dataset, report: Report | None = None) -> dict:
     out = ds.to_coco()
-    anns = out["annotations"]
-    for a in anns:
-        seg = a["segmentation"]
-        if isinstance(seg, dict):
-            if not isinstance(seg.get("counts"), str):
-                a["segmentation"] = compress_rle(seg)
-        elif seg and min(map(len, seg)) < 6:
-            a["segmentation"] = [p for p in seg if len(p) >= 6]
-            if report is not None:
-                report.warn("polygons with fewer than 3 points dropped", f"annotation {a['id']}")
+    for a in out["annotations"]:
+        _coco_annotation(a, report)
     return out
+
+
+def _coco_annotation(a: dict, report: Report | None) -> dict:
+    """COCO's rules on one annotation dict: RLE counts as str, polygons of at least 3 points."""
+    seg = a["segmentation"]
+    if isinstance(seg, dict):
+        if not isinstance(seg.get("counts"), str):
+            a["segmentation"] = compress_rle(seg)
+    elif seg and min(map(len, seg)) < 6:
+        a["segmentation"] = [p for p in seg if len(p) >= 6]
+        if report is not None:
+            report.warn("polygons with fewer than 3 points dropped", f"annotation {a['id']}")
+    return a
 
 
 def results_list(anns: list[Annotation]) -> list[dict]:
@@ -54,7 +86,7 @@ def predictions_path(out: Path) -> Path:
 
 
 def write(ds: Dataset, out: Path, opts: ConvertOptions, report: Report) -> list[Path]:
-    write_json_atomic(out, coco_dict(ds, report), overwrite=opts.overwrite)
+    write_bytes_atomic(out, coco_json(ds, report), overwrite=opts.overwrite)
     written = [Path(out)]
     if ds.predictions:
         write_json_atomic(predictions_path(out), results_list(ds.predictions), overwrite=opts.overwrite)

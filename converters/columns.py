@@ -15,9 +15,17 @@ from dataclasses import dataclass, field
 from itertools import accumulate, chain
 
 import numpy as np
+import orjson
 
 from annot.geometry import polygon_areas
-from annot.model import IGNORE_LABEL, Annotation, DatasetBuilder, ImageDraft, Instance
+from annot.model import (
+    IGNORE_LABEL,
+    Annotation,
+    DatasetBuilder,
+    ImageDraft,
+    Instance,
+    render_geometry,
+)
 from annot.report import Report
 
 
@@ -42,11 +50,26 @@ class Columns:
     keypoints: dict[int, dict[str, tuple[float, float]]] = field(default_factory=dict)  # position -> named points
 
     def __reduce__(self):
-        # Sent back by every worker call: raw bytes and a plain tuple pickle
-        # several times faster than arrays in slots-dataclass state.
+        # Sent back by every worker call. Plain polygon images (the common
+        # case) travel as their COCO JSON, rendered here in the worker: the
+        # main process then copies bytes instead of building floats. Others
+        # travel as raw numbers and a plain tuple, several times faster to
+        # pickle than arrays in slots-dataclass state.
+        if self.plain:
+            return RenderedColumns, (self.labels, self.scores, self.rendered())
         numbers = np.concatenate([self.bbox.ravel(), self.area, self.coords]).tobytes()
         return _unpickle, (self.labels, self.scores, numbers, self.poly_len, self.poly_count, self.others,
                            self.keypoints)
+
+    @property
+    def plain(self) -> bool:
+        """Polygon instances only: no masks, crowd regions or keypoints."""
+        return not self.others and not self.keypoints and IGNORE_LABEL not in self.labels
+
+    def rendered(self) -> list[bytes]:
+        """Each polygon entry's geometry as COCO JSON (``Annotation``'s ``rendered=``)."""
+        return [render_geometry(bbox, area, seg)
+                for bbox, area, seg in zip(self.bbox.tolist(), self.area.tolist(), self.segmentations())]
 
     def segmentations(self) -> list[list[list[float]]]:
         """Each polygon entry's polygons as lists of floats."""
@@ -77,12 +100,35 @@ class Columns:
 
     def add_to(self, builder: DatasetBuilder, draft: ImageDraft) -> list[Annotation | None]:
         """``builder.add(draft)`` with these instances; polygons only (the
-        common case) go straight to annotations, without Instance objects."""
-        if self.others or self.keypoints or draft.predictions or IGNORE_LABEL in self.labels:
+        common case) go straight to annotations as rendered JSON."""
+        if not self.plain or draft.predictions:
             draft.instances = self.instances()
             return builder.add(draft)
-        return builder.add_polygons(draft, self.labels, self.bbox.tolist(), self.area.tolist(),
-                                    self.segmentations(), self.scores)
+        return builder.add_rendered(draft, self.labels, self.rendered(), self.scores)
+
+
+@dataclass(slots=True)
+class RenderedColumns:
+    """Plain :class:`Columns` after the trip from a worker: labels, scores and
+    each instance's geometry as COCO JSON."""
+
+    labels: list[str]
+    scores: list[float | None]
+    geometry: list[bytes]
+    keypoints: dict = field(default_factory=dict)  # never any: Columns with keypoints are not plain
+
+    def instances(self) -> list[Instance]:
+        out = []
+        for label, score, g in zip(self.labels, self.scores, self.geometry):
+            d = orjson.loads(b"{" + g)
+            out.append(Instance(label, d["bbox"], d["area"], d["segmentation"], 0, None, None, score))
+        return out
+
+    def add_to(self, builder: DatasetBuilder, draft: ImageDraft) -> list[Annotation | None]:
+        if draft.predictions:
+            draft.instances = self.instances()
+            return builder.add(draft)
+        return builder.add_rendered(draft, self.labels, self.geometry, self.scores)
 
 
 def _unpickle(labels, scores, numbers, poly_len, poly_count, others, keypoints) -> Columns:

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from itertools import count
 from typing import Any
 
+import orjson
+
 Polygons = list[list[float]]
 
 IGNORE_LABEL = "__ignore__"  # labelme / labels.txt convention for "don't care" regions
@@ -58,19 +60,101 @@ class Image:
         return d
 
 
-@dataclass(slots=True)
 class Annotation:
-    id: int
-    image_id: int
-    category_id: int
-    bbox: list[float]
-    area: float
-    segmentation: Polygons | RLE | None = None
-    iscrowd: int = 0
-    keypoints: list[float] | None = None
-    num_keypoints: int | None = None
-    score: float | None = None
-    extra: dict | None = None  # other keys to write to COCO as they are
+    """One COCO annotation.
+
+    Its geometry (``bbox``, ``area``, ``segmentation``) may arrive already
+    rendered as COCO JSON (``rendered=``: the bytes after ``"category_id":N,``
+    of a plain annotation, from ``"bbox"`` to the closing brace), as reader
+    workers send it: the process that assembles the dataset then never builds
+    those floats, the COCO writer copies the bytes, and the geometry is parsed
+    back only when something reads it. Setting a geometry field drops the
+    rendering.
+    """
+
+    __slots__ = ("id", "image_id", "category_id", "_bbox", "_area", "_segmentation", "iscrowd", "keypoints",
+                 "num_keypoints", "score", "extra", "_rendered")
+
+    def __init__(self, id: int, image_id: int, category_id: int, bbox: list[float] | None = None,
+                 area: float | None = None, segmentation: Polygons | RLE | None = None, iscrowd: int = 0,
+                 keypoints: list[float] | None = None, num_keypoints: int | None = None,
+                 score: float | None = None, extra: dict | None = None, rendered: bytes | None = None):
+        self.id, self.image_id, self.category_id = id, image_id, category_id
+        self._bbox, self._area, self._segmentation = bbox, area, segmentation
+        self.iscrowd, self.keypoints, self.num_keypoints = iscrowd, keypoints, num_keypoints
+        self.score, self.extra = score, extra
+        self._rendered = rendered
+
+    def _parse(self) -> None:
+        d = orjson.loads(b"{" + self._rendered)
+        self._bbox, self._area, self._segmentation = d["bbox"], d["area"], d["segmentation"]
+        self._rendered = None
+
+    @property
+    def bbox(self) -> list[float]:
+        if self._rendered is not None:
+            self._parse()
+        return self._bbox
+
+    @bbox.setter
+    def bbox(self, value: list[float]) -> None:
+        if self._rendered is not None:
+            self._parse()
+        self._bbox = value
+
+    @property
+    def area(self) -> float:
+        if self._rendered is not None:
+            self._parse()
+        return self._area
+
+    @area.setter
+    def area(self, value: float) -> None:
+        if self._rendered is not None:
+            self._parse()
+        self._area = value
+
+    @property
+    def segmentation(self) -> Polygons | RLE | None:
+        if self._rendered is not None:
+            self._parse()
+        return self._segmentation
+
+    @segmentation.setter
+    def segmentation(self, value: Polygons | RLE | None) -> None:
+        if self._rendered is not None:
+            self._parse()
+        self._segmentation = value
+
+    def rendered_json(self) -> bytes | None:
+        """The whole annotation as COCO JSON when its geometry arrived rendered
+        and nothing outside it (crowd flag, keypoints, score, extra keys) needs
+        adding; else None."""
+        if self._rendered is None or self.iscrowd or self.keypoints is not None or self.score is not None \
+                or self.extra:
+            return None
+        return b'{"id":%d,"image_id":%d,"category_id":%d,' % (self.id, self.image_id, self.category_id) \
+            + self._rendered
+
+    def _fields(self) -> tuple:
+        return (self.id, self.image_id, self.category_id, self.bbox, self.area, self.segmentation, self.iscrowd,
+                self.keypoints, self.num_keypoints, self.score, self.extra)
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Annotation) and self._fields() == other._fields()
+
+    __hash__ = None
+
+    def __repr__(self) -> str:
+        names = ("id", "image_id", "category_id", "bbox", "area", "segmentation", "iscrowd", "keypoints",
+                 "num_keypoints", "score", "extra")
+        return "Annotation(" + ", ".join(f"{n}={v!r}" for n, v in zip(names, self._fields())) + ")"
+
+    def __getstate__(self):
+        return self._fields()
+
+    def __setstate__(self, state) -> None:
+        Annotation.__init__(self, *state)
 
     def to_coco(self) -> dict:
         d = {
@@ -90,6 +174,12 @@ class Annotation:
         if self.extra:
             d.update(self.extra)
         return d
+
+
+def render_geometry(bbox: list[float], area: float, segmentation: Polygons) -> bytes:
+    """What :class:`Annotation` takes as ``rendered=``: the COCO JSON of a
+    plain (not crowd) annotation from ``"bbox"`` to its closing brace."""
+    return orjson.dumps({"bbox": bbox, "area": area, "iscrowd": 0, "segmentation": segmentation})[1:]
 
 
 @dataclass(slots=True)
@@ -201,17 +291,17 @@ class DatasetBuilder:
             self.predictions.append(_annotation(len(self.predictions) + 1, img_id, self._category(inst.label), inst))
         return added
 
-    def add_polygons(self, draft: ImageDraft, labels: list[str], bboxes: list, areas: list[float],
-                     segmentations: list, scores: list) -> list[Annotation]:
+    def add_rendered(self, draft: ImageDraft, labels: list[str], geometry: list[bytes],
+                     scores: list[float | None]) -> list[Annotation]:
         """:meth:`add` for an image whose instances are all plain polygon
-        instances (no crowd regions, keypoints or predictions), given column
-        by column: no Instance objects on the way."""
+        instances (no crowd regions, keypoints or predictions), given as
+        labels and geometry rendered by :func:`render_geometry`."""
         img_id = self._add_image(draft)
         ids, anns = self._ids, self.annotations
         first = len(anns) + 1
         added = [
-            Annotation(k, img_id, ids.get(label) or self._category(label), bbox, area, seg, 0, None, None, score)
-            for k, label, bbox, area, seg, score in zip(count(first), labels, bboxes, areas, segmentations, scores)
+            Annotation(k, img_id, ids.get(label) or self._category(label), score=score, rendered=g)
+            for k, label, g, score in zip(count(first), labels, geometry, scores)
         ]
         anns += added
         return added

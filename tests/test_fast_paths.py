@@ -11,16 +11,19 @@ import os
 import pickle
 from pathlib import Path
 
+import orjson
 import pytest
 from conftest import LABELME, SAMPLES
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from annot.converters import labelme_reader
-from annot.converters.columns import PolygonEntry, to_columns
+from annot.converters.coco_writer import coco_dict, coco_json
+from annot.converters.columns import PolygonEntry, RenderedColumns, to_columns
 from annot.converters.discovery import find_files, load_json
 from annot.converters.labelstudio_reader import _scaled_points
-from annot.model import DatasetBuilder, ImageDraft, Instance
+from annot.io import dumps_json
+from annot.model import Annotation, DatasetBuilder, ImageDraft, Instance, render_geometry
 from annot.report import Report
 
 W, H = 640, 480
@@ -117,13 +120,61 @@ def test_columns_and_reports_survive_the_worker_pickle():
 
 def test_polygons_straight_to_annotations_equal_the_instance_path():
     _, cols = polygon_columns()
-    fast, slow = DatasetBuilder(), DatasetBuilder()
-    for builder in (fast, slow):
+    fast, shipped, slow = DatasetBuilder(), DatasetBuilder(), DatasetBuilder()
+    for builder in (fast, shipped, slow):
         builder.add(ImageDraft("first.jpg", W, H, [Instance("c", [0, 0, 1, 1], 1.0, [[0, 0, 1, 0, 1, 1]])]))
     cols.add_to(fast, ImageDraft("x.jpg", W, H, extra={"k": 1}))
+    back = pickle.loads(pickle.dumps(cols))  # as a worker sends it: rendered JSON
+    assert isinstance(back, RenderedColumns) and back.instances() == cols.instances()
+    back.add_to(shipped, ImageDraft("x.jpg", W, H, extra={"k": 1}))
     slow.add(ImageDraft("x.jpg", W, H, cols.instances(), {"k": 1}))
-    assert fast.build().to_coco() == slow.build().to_coco()
+    assert [a.rendered_json() is not None for a in fast.annotations] == [False, False, True]  # a score is not rendered
+    assert fast.build().to_coco() == shipped.build().to_coco() == slow.build().to_coco()
     assert [a.score for a in fast.annotations] == [None, 0.9, None]
+
+
+def mixed_dataset():
+    """Rendered polygons between annotations that take the dict path: a
+    crowd RLE with bytes counts, keypoints, a score, extra keys, a polygon
+    too short for COCO, and an image without annotations."""
+    b = DatasetBuilder()
+    _, cols = polygon_columns()
+    cols.add_to(b, ImageDraft("a.jpg", W, H))
+    b.add(ImageDraft("b.jpg", W, H, [
+        Instance("m", [1.0, 1.0, 2.0, 2.0], 4.0, {"size": [H, W], "counts": b"PPYo0"}, 1),
+        Instance("k", [0.0, 0.0, 5.0, 5.0], 25.0, [[0, 0, 5, 0, 5, 5]], keypoints=[1.0, 2.0, 2], keypoint_names=["p"]),
+        Instance("e", [0.0, 0.0, 5.0, 5.0], 25.0, [[0, 0, 5, 0, 5, 5], [1, 1, 2, 2]], extra={"note": "x"}),
+    ]))
+    b.add(ImageDraft("empty.jpg", W, H))
+    pickle.loads(pickle.dumps(cols)).add_to(b, ImageDraft("c.jpg", W, H))
+    return b.build({"description": "t"})
+
+
+def test_coco_json_is_the_dict_path_byte_for_byte():
+    ds = mixed_dataset()
+    assert [a.rendered_json() is not None for a in ds.annotations] == [False, True, False, False, False, False, True]
+    report, dict_report = Report(), Report()
+    fast = coco_json(ds, report)
+    assert fast == dumps_json(coco_dict(mixed_dataset(), dict_report))
+    assert report.to_dict() == dict_report.to_dict() and report.warnings["polygons with fewer than 3 points dropped"]
+    out = orjson.loads(fast)
+    assert out["annotations"][2]["segmentation"] == {"size": [H, W], "counts": "PPYo0"}
+    assert [a["id"] for a in out["annotations"]] == list(range(1, 8)) and len(out["images"]) == 4
+
+
+def test_rendered_geometry_is_parsed_on_use_and_dropped_when_set():
+    bbox, seg = [1.5, 2.0, 38.5, 28.0], [[1.5, 2.0, 40.0, 2.0, 40.0, 30.0]]
+    a = Annotation(7, 2, 3, rendered=render_geometry(bbox, 539.0, seg))
+    plain = Annotation(7, 2, 3, bbox, 539.0, seg)
+    assert a.rendered_json() == orjson.dumps(plain.to_coco())
+    assert pickle.loads(pickle.dumps(a)) == a == plain  # comparing parses the geometry
+    assert a.rendered_json() is None  # parsed: written from the fields from now on
+    b = Annotation(7, 2, 3, rendered=render_geometry(bbox, 539.0, seg))
+    b.area = 1.0
+    assert (b.bbox, b.area, b.segmentation) == (bbox, 1.0, seg) and b.rendered_json() is None
+    c = Annotation(7, 2, 3, rendered=render_geometry(bbox, 539.0, seg))
+    c.iscrowd = 1  # outside the rendering: the dict path writes it
+    assert c.rendered_json() is None and c.to_coco()["iscrowd"] == 1 and c.to_coco()["bbox"] == bbox
 
 
 def test_file_walk_order_hidden_files_and_symlinked_folders(tmp_path):
