@@ -164,9 +164,7 @@ def validate(fmt, file, quiet):
 @cli.command()
 def formats():
     """List the formats annot reads and writes."""
-    reg = Registry()
-    for name in sorted(reg.formats):
-        f = reg.formats[name]
+    for name, f in sorted(Registry().all().items()):
         rw = ("read" if f.reader else "") + ("/" if f.reader and f.writer else "") + ("write" if f.writer else "")
         click.echo(f"{name:12} {rw:10} {f.help}")
 

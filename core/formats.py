@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
 
 from .errors import UnknownName
 
@@ -54,18 +53,33 @@ BUILTIN = (
 class Registry:
     def __init__(self, formats=BUILTIN, plugins: bool = True):
         self.formats = {f.name: f for f in formats}
-        if plugins:
-            for ep in entry_points(group="annot.formats"):
-                fmt = ep.load()
-                self.formats.setdefault(fmt.name, fmt)
+        # Entry points are read on first need: finding them reads the metadata
+        # of every installed package, and built-in names win anyway.
+        self._plugins_pending = plugins
+
+    def _load_plugins(self) -> None:
+        if not self._plugins_pending:
+            return
+        self._plugins_pending = False
+        from importlib.metadata import entry_points
+
+        for ep in entry_points(group="annot.formats"):
+            fmt = ep.load()
+            self.formats.setdefault(fmt.name, fmt)
 
     def get(self, name: str) -> Format:
+        if name not in self.formats:
+            self._load_plugins()
         if name not in self.formats:
             raise UnknownName("format", name, self.formats)
         return self.formats[name]
 
+    def all(self) -> dict[str, Format]:
+        self._load_plugins()
+        return self.formats
+
     def readers(self) -> list[str]:
-        return sorted(n for n, f in self.formats.items() if f.reader)
+        return sorted(n for n, f in self.all().items() if f.reader)
 
     def writers(self) -> list[str]:
-        return sorted(n for n, f in self.formats.items() if f.writer)
+        return sorted(n for n, f in self.all().items() if f.writer)

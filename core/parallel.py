@@ -9,8 +9,6 @@ import os
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 
-from tqdm import tqdm
-
 PARALLEL_MIN_ITEMS = 200  # below this, process start-up costs more than it saves
 
 
@@ -18,11 +16,30 @@ def default_jobs() -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 
 
-def progress(iterable: Iterable, total: int, desc: str, quiet: bool = False, unit: str = "file"):
+def progress(iterable: Iterable | None, total: int, desc: str, quiet: bool = False, unit: str = "file"):
     """A progress bar on stderr that appears only after a second and only
-    when stdout is a terminal."""
-    disable = quiet or not sys.stdout.isatty()
-    return tqdm(iterable, total=total, desc=desc, unit=unit, delay=1.0, disable=disable, leave=False)
+    when stdout is a terminal (tqdm is imported only then)."""
+    if quiet or not sys.stdout.isatty():
+        return _Silent(iterable)
+    from tqdm import tqdm
+
+    return tqdm(iterable, total=total, desc=desc, unit=unit, delay=1.0, leave=False)
+
+
+class _Silent:
+    """What :func:`progress` returns when no bar is shown."""
+
+    def __init__(self, iterable: Iterable | None):
+        self.iterable = iterable
+
+    def __iter__(self):
+        return iter(self.iterable)
+
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
 
 def map_files(

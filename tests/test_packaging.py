@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import sys
 import tomllib
 from pathlib import Path
 
+import pytest
 from conftest import REPO
+
+from annot.errors import UnknownName
+from annot.formats import Registry
 
 SKIP_DIRS = {".venv", "tests", "build", "examples", "benchmarks", ".git"}
 
@@ -51,3 +56,33 @@ def test_help_lists_every_command(annot):
     assert res.code == 0
     for cmd in ("convert", "validate", "formats"):
         assert f"  {cmd} " in res.out
+
+
+def test_format_plugins_are_found_on_first_need(tmp_path, monkeypatch, annot):
+    """Third-party formats come from the ``annot.formats`` entry points; the
+    scan for them happens only when a name is not built in (or on listing),
+    and a plugin never replaces a built-in format."""
+    (tmp_path / "annot_fake_format.py").write_text(
+        "from annot.formats import Format\n"
+        "FAKE = Format('fake', 'a third-party format', 'annot_fake_format:read')\n"
+        "CLASH = Format('coco', 'not the real coco', 'annot_fake_format:read')\n"
+        "def read(inputs, opts, report):\n"
+        "    raise NotImplementedError\n"
+    )
+    info = tmp_path / "annot_fake_format-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: annot-fake-format\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(
+        "[annot.formats]\nfake = annot_fake_format:FAKE\ncoco = annot_fake_format:CLASH\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "annot_fake_format", raising=False)
+
+    reg = Registry()
+    assert reg.get("coco").help == "COCO JSON (instances)"
+    assert "annot_fake_format" not in sys.modules  # built-in names need no scan
+    assert reg.get("fake").help == "a third-party format"
+    assert "fake" in reg.readers() and reg.get("coco").help == "COCO JSON (instances)"
+    with pytest.raises(UnknownName, match="fake"):  # the error lists plugins too
+        Registry().get("nope")
+    listed = annot("formats").out
+    assert "a third-party format" in listed and "not the real coco" not in listed
