@@ -20,7 +20,7 @@ from annot.geometry import compress_rle, polygon_areas, polygons_bbox, rle_area_
 from annot.model import Annotation, DatasetBuilder, ImageDraft, Instance
 from annot.options import ConvertOptions
 from annot.report import Report
-from annot.values import is_id, is_int, is_number, is_side, to_floats
+from annot.values import is_id, is_int, is_number, is_side, numbers_to_floats, to_floats
 
 from .discovery import find_files, find_image, load_json, read_image_size, size_fits
 
@@ -96,10 +96,10 @@ def read(inputs: list[Path], opts: ConvertOptions, report: Report):
 
     for k, a in enumerate(sections["annotations"]):
         where = f"annotations[{k}]"
-        inst = _instance(a, where, path, drafts, cat_name, report)
-        if inst is None:
+        found = _instance(a, where, path, drafts, cat_name, report)
+        if found is None:
             continue
-        draft = drafts[_key(a["image_id"])]
+        inst, draft = found
         if not _fit(inst, draft, where, path, report):
             continue
         if inst.keypoints is not None:
@@ -148,14 +148,17 @@ def _key(v):
     return str(v)
 
 
-def _instance(a, where, path, drafts, cat_name, report: Report) -> Instance | None:
+def _instance(a, where, path, drafts, cat_name, report: Report) -> tuple[Instance, ImageDraft] | None:
+    """The annotation as an instance of its image's draft, or None after report.error."""
     if not isinstance(a, dict):
         report.error(path, where, "annotation is not an object")
         return None
-    if "image_id" not in a or _key(a["image_id"]) not in drafts:
+    draft = drafts.get(_key(a["image_id"])) if "image_id" in a else None
+    if draft is None:
         report.error(path, where, f"image_id {a.get('image_id')!r} is not an image of this file")
         return None
-    if "category_id" not in a or _key(a["category_id"]) not in cat_name:
+    label = cat_name.get(_key(a["category_id"])) if "category_id" in a else None
+    if label is None:
         report.error(path, where, f"category_id {a.get('category_id')!r} is not a category of this file")
         return None
     crowd = a.get("iscrowd", 0)
@@ -183,8 +186,8 @@ def _instance(a, where, path, drafts, cat_name, report: Report) -> Instance | No
         if None in polys:
             report.error(path, where, "segmentation polygons must be lists of numbers")
             return None
-        if polys:  # area -1: measured by _fit once the image size is known
-            seg, seg_area, seg_bbox = polys, -1.0, polygons_bbox(polys)
+        if polys:  # area -1: measured by _fit once the image size is known; bbox only when missing
+            seg, seg_area, seg_bbox = polys, -1.0, None
         else:
             seg, seg_area, seg_bbox = None, None, None
     elif seg is None or seg == []:
@@ -192,12 +195,14 @@ def _instance(a, where, path, drafts, cat_name, report: Report) -> Instance | No
     else:
         report.error(path, where, "segmentation must be a list of polygons or an RLE object")
         return None
-    if not (isinstance(bbox, list) and len(bbox) == 4 and all(is_number(v) for v in bbox)):
+    bbox = numbers_to_floats(bbox) if isinstance(bbox, list) and len(bbox) == 4 else None
+    if bbox is None:
+        if seg_bbox is None and isinstance(seg, list):
+            seg_bbox = polygons_bbox(seg)
         if seg_bbox is None:
             report.error(path, where, "no bbox and no segmentation to derive it from")
             return None
-        bbox = seg_bbox
-    bbox = [float(v) for v in bbox]
+        bbox = [float(v) for v in seg_bbox]
     if not (is_number(area) and area > 0):
         area = seg_area if seg_area is not None else bbox[2] * bbox[3]
     kps = a.get("keypoints")
@@ -207,8 +212,8 @@ def _instance(a, where, path, drafts, cat_name, report: Report) -> Instance | No
             report.error(path, where, "keypoints must be a list of numbers, three per point")
             return None
     score = a.get("score")
-    return Instance(
-        cat_name[_key(a["category_id"])],
+    inst = Instance(
+        label,
         bbox,
         float(area),
         seg,
@@ -216,6 +221,7 @@ def _instance(a, where, path, drafts, cat_name, report: Report) -> Instance | No
         keypoints=kps or None,
         score=float(score) if is_number(score) else None,
     )
+    return inst, draft
 
 
 def read_results(path: Path) -> list[Annotation]:

@@ -44,11 +44,26 @@ def size_problem(width: int, height: int) -> str | None:
     return None
 
 
+_PLAIN_NUMBERS = frozenset({int, float})  # exact types: bool, a subclass of int, is not among them
+
+
+def numbers_to_floats(values: list | tuple) -> list[float] | None:
+    """``values`` as floats when every one is a finite int or float (no
+    bools, no strings), else None. Checks types in C: no per-value Python."""
+    if not set(map(type, values)) <= _PLAIN_NUMBERS:
+        return None
+    out = list(map(float, values))
+    return out if math.isfinite(sum(out)) else None
+
+
 def to_floats(values) -> list[float] | None:
     """``values`` as finite floats (numeric strings accepted), or None when it
     is not a list of such numbers."""
     if not isinstance(values, (list, tuple)):
         return None
+    out = numbers_to_floats(values)
+    if out is not None:
+        return out
     try:
         out = [float(v) for v in values if not isinstance(v, bool)]
     except (TypeError, ValueError):

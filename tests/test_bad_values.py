@@ -8,11 +8,15 @@ were found by ``test_malformed_input.py``.
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 from conftest import load
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from annot.geometry import MAX_CIRCLE_VERTICES, circle_polygon
+from annot.values import numbers_to_floats, to_floats
 
 
 def _labelme(shapes, **top):
@@ -191,3 +195,42 @@ def test_yolo_collinear_polygon_and_voc_sliver_box_cover_no_pixel(annot, tmp_pat
     res = annot("convert", "voc", "coco", tmp_path / "a.xml", "-o", tmp_path / "v.json")
     assert res.code == 2
     assert res.err.strip() == f"annot: error: {tmp_path / 'a.xml'}:object[0]: shape covers no pixel inside the image"
+
+
+@pytest.mark.parametrize("bbox", [[10, 10, True, 20], [10, 10, "20", 20], [10, 10, 20],
+                                  "10 10 20 20", None])
+def test_coco_bbox_that_is_not_four_numbers_comes_from_the_polygons(convert, tmp_path, bbox):
+    src = tmp_path / "in.json"
+    src.write_text(json.dumps(_coco(annotations__bbox=bbox,
+                                    annotations__segmentation=[[12.5, 10, 30, 10, 30, 31], [40, 5, 45, 5, 45, 9]])))
+    ann = load(convert("coco", "coco", src))["annotations"][0]
+    assert ann["bbox"] == [12.5, 5.0, 32.5, 26.0]  # the envelope of both polygons, not the stored box
+
+
+def test_coco_bbox_ints_become_floats_and_kept(convert, tmp_path):
+    src = tmp_path / "in.json"
+    src.write_text(json.dumps(_coco(annotations__bbox=[10, 10.5, 20, 19])))
+    bbox = load(convert("coco", "coco", src))["annotations"][0]["bbox"]
+    assert bbox == [10.0, 10.5, 20.0, 19.0] and all(type(v) is float for v in bbox)
+
+
+number_like = st.one_of(st.integers(-10**20, 10**20), st.floats(allow_nan=True, allow_infinity=True), st.booleans(),
+                        st.sampled_from(["1", "-2.5", "x", "nan", ""]), st.none())
+
+
+@settings(max_examples=300, deadline=None)
+@given(values=st.lists(number_like, max_size=8))
+def test_to_floats_fast_path_agrees_with_the_per_value_rule(values):
+    def reference(vs):
+        try:
+            out = [float(v) for v in vs if not isinstance(v, bool)]
+        except (TypeError, ValueError):
+            return None
+        return out if len(out) == len(vs) and math.isfinite(sum(out)) else None
+
+    assert to_floats(values) == reference(values)
+    plain = numbers_to_floats(values)
+    if all(type(v) in (int, float) for v in values):
+        assert plain == reference(values)
+    else:  # bools, strings and None are never numbers here
+        assert plain is None
