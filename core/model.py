@@ -60,6 +60,26 @@ class Image:
         return d
 
 
+class _Geometry:
+    """A geometry field of :class:`Annotation`, kept in the slot ``_<name>``
+    and parsed from the rendered JSON on first use (read or write)."""
+
+    def __set_name__(self, owner, name: str) -> None:
+        self.slot = "_" + name
+
+    def __get__(self, ann, owner=None):
+        if ann is None:
+            return self
+        if ann._rendered is not None:
+            ann._parse()
+        return getattr(ann, self.slot)
+
+    def __set__(self, ann, value) -> None:
+        if ann._rendered is not None:
+            ann._parse()
+        setattr(ann, self.slot, value)
+
+
 class Annotation:
     """One COCO annotation.
 
@@ -90,41 +110,9 @@ class Annotation:
         self._bbox, self._area, self._segmentation = d["bbox"], d["area"], d["segmentation"]
         self._rendered = None
 
-    @property
-    def bbox(self) -> list[float]:
-        if self._rendered is not None:
-            self._parse()
-        return self._bbox
-
-    @bbox.setter
-    def bbox(self, value: list[float]) -> None:
-        if self._rendered is not None:
-            self._parse()
-        self._bbox = value
-
-    @property
-    def area(self) -> float:
-        if self._rendered is not None:
-            self._parse()
-        return self._area
-
-    @area.setter
-    def area(self, value: float) -> None:
-        if self._rendered is not None:
-            self._parse()
-        self._area = value
-
-    @property
-    def segmentation(self) -> Polygons | RLE | None:
-        if self._rendered is not None:
-            self._parse()
-        return self._segmentation
-
-    @segmentation.setter
-    def segmentation(self, value: Polygons | RLE | None) -> None:
-        if self._rendered is not None:
-            self._parse()
-        self._segmentation = value
+    bbox = _Geometry()
+    area = _Geometry()
+    segmentation = _Geometry()
 
     def rendered_json(self) -> bytes | None:
         """The whole annotation as COCO JSON when its geometry arrived rendered
