@@ -10,6 +10,7 @@ results list whose ids refer to OUT.
 
 from __future__ import annotations
 
+from itertools import groupby
 from pathlib import Path
 
 from annot.geometry import compress_rle
@@ -24,15 +25,12 @@ def coco_json(ds: Dataset, report: Report | None = None) -> bytes:
     ``dumps_json(coco_dict(ds))`` gives: annotations whose geometry arrived
     rendered are copied as bytes, the others go through their dicts."""
     raw = [a.rendered_json() for a in ds.annotations]
-    if None in raw:  # serialise each run of the others as dicts
-        parts, start = [], 0
-        for k, r in enumerate(raw + [b""]):
-            if r is not None:
-                if start < k:
-                    parts.append(_as_dicts(ds.annotations[start:k], report))
-                parts.append(r)
-                start = k + 1
-        raw = parts[:-1]
+    if None in raw:  # each run of the others serialised at once, as dicts
+        parts = []
+        for rendered, run in groupby(zip(raw, ds.annotations), key=lambda pair: pair[0] is not None):
+            run = list(run)
+            parts += [r for r, _ in run] if rendered else [_as_dicts([a for _, a in run], report)]
+        raw = parts
     return b"".join([
         b'{"info":', dumps_json(ds.info),
         b',"images":', dumps_json([i.to_coco() for i in ds.images]),
