@@ -48,18 +48,19 @@ class Columns:
     poly_count: list[int]  # polygons of each entry
     others: dict[int, Instance]  # output position -> ready instance
     keypoints: dict[int, dict[str, tuple[float, float]]] = field(default_factory=dict)  # position -> named points
+    render: bool = False  # the writer copies rendered COCO JSON (ConvertOptions.render_json)
 
     def __reduce__(self):
-        # Sent back by every worker call. Plain polygon images (the common
-        # case) travel as their COCO JSON, rendered here in the worker: the
-        # main process then copies bytes instead of building floats. Others
-        # travel as raw numbers and a plain tuple, several times faster to
-        # pickle than arrays in slots-dataclass state.
-        if self.plain:
+        # Sent back by every worker call. For a writer that copies COCO JSON,
+        # plain polygon images (the common case) travel as that JSON, rendered
+        # here in the worker: the main process copies bytes instead of building
+        # floats. Otherwise raw numbers and a plain tuple, several times faster
+        # to pickle than arrays in slots-dataclass state.
+        if self.render and self.plain:
             return RenderedColumns, (self.labels, self.scores, self.rendered())
         numbers = np.concatenate([self.bbox.ravel(), self.area, self.coords]).tobytes()
         return _unpickle, (self.labels, self.scores, numbers, self.poly_len, self.poly_count, self.others,
-                           self.keypoints)
+                           self.keypoints, self.render)
 
     @property
     def plain(self) -> bool:
@@ -100,11 +101,14 @@ class Columns:
 
     def add_to(self, builder: DatasetBuilder, draft: ImageDraft) -> list[Annotation | None]:
         """``builder.add(draft)`` with these instances; polygons only (the
-        common case) go straight to annotations as rendered JSON."""
+        common case) go straight to annotations, without Instance objects."""
         if not self.plain or draft.predictions:
             draft.instances = self.instances()
             return builder.add(draft)
-        return builder.add_rendered(draft, self.labels, self.rendered(), self.scores)
+        if self.render:
+            return builder.add_rendered(draft, self.labels, self.rendered(), self.scores)
+        return builder.add_polygons(draft, self.labels, self.bbox.tolist(), self.area.tolist(),
+                                    self.segmentations(), self.scores)
 
 
 @dataclass(slots=True)
@@ -131,18 +135,19 @@ class RenderedColumns:
         return builder.add_rendered(draft, self.labels, self.geometry, self.scores)
 
 
-def _unpickle(labels, scores, numbers, poly_len, poly_count, others, keypoints) -> Columns:
+def _unpickle(labels, scores, numbers, poly_len, poly_count, others, keypoints, render) -> Columns:
     a = np.frombuffer(numbers, np.float64)
     n = len(labels)
     return Columns(labels, scores, a[: 4 * n].reshape(n, 4), a[4 * n : 5 * n], a[5 * n :], poly_len, poly_count,
-                   others, keypoints)
+                   others, keypoints, render)
 
 
-def to_columns(entries: list, width: int, height: int, path, rep: Report) -> Columns:
+def to_columns(entries: list, width: int, height: int, path, rep: Report, render: bool = False) -> Columns:
     """Columns of ``entries`` (PolygonEntry or Instance); polygons outside the
     image are clipped to its border, counted as a warning. A polygon entry
     that covers no pixel of the image (outside it, or collinear points) is an
-    error for its item and is removed from ``entries``."""
+    error for its item and is removed from ``entries``. ``render``: see
+    :attr:`Columns.render`."""
     polys_entries = [e for e in entries if isinstance(e, PolygonEntry)]
     flats = [p for e in polys_entries for p in e.polys]
     lens = [len(p) for p in flats]
@@ -194,4 +199,5 @@ def to_columns(entries: list, width: int, height: int, path, rep: Report) -> Col
     others = {pos: e for pos, e in enumerate(entries) if not isinstance(e, PolygonEntry)}
     return Columns(
         [e.label for e in polys_entries], [e.score for e in polys_entries], bbox, area, coords, lens, counts, others,
+        render=render,
     )

@@ -63,6 +63,7 @@ def read(inputs: list[Path], opts: ConvertOptions, report: Report):
         ignore_as_crowd=opts.ignore_as_crowd,
         extract_dir=opts.extract_images,
         image_root=opts.image_root,
+        render=opts.render_json,
     )
     builder = DatasetBuilder(opts.labels)
     for parsed, rep in map_files(job, files, opts.jobs, "labelme", opts.quiet):
@@ -80,6 +81,7 @@ def read_file(
     ignore_as_crowd: bool = False,
     extract_dir: Path | None = None,
     image_root: Path | None = None,
+    render: bool = False,
 ) -> tuple[tuple[ImageDraft, Columns] | None, Report]:
     path, root = file_and_root
     rep = Report(on_error)
@@ -100,7 +102,7 @@ def read_file(
     entries = _plain_entries(doc["shapes"], labels)
     if entries is None:
         entries = _checked_entries(doc["shapes"], path, rep, width, height, labels, ignore_as_crowd)
-    return (draft, to_columns(entries, width, height, path, rep)), rep
+    return (draft, to_columns(entries, width, height, path, rep, render)), rep
 
 
 def _plain_entries(shapes: list, labels: frozenset[str] | None) -> list[PolygonEntry] | None:

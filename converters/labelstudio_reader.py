@@ -107,7 +107,7 @@ def convert_task(tasks: list, k: int, path: Path, opts: ConvertOptions):
         extra["coco_url"] = url
     known = frozenset(opts.labels) if opts.labels is not None else None
     draft = ImageDraft(file_name, size[0], size[1], extra=extra)
-    columns = _regions(path, item, results, size, known, rep)
+    columns = _regions(path, item, results, size, known, rep, render=opts.render_json)
     predictions = None
     if opts.predictions:
         entries = []
@@ -189,7 +189,8 @@ def _size(results: list[dict], file_name: str, image_root, path, item, rep: Repo
     return read_image_size(img, path, item, rep)
 
 
-def _regions(path, item, results: list[dict], size, known, rep: Report, default_score=None) -> Columns:
+def _regions(path, item, results: list[dict], size, known, rep: Report, default_score=None,
+             render: bool = False) -> Columns:
     """Every geometry region of one annotation (or prediction) as Columns."""
     width, height = size
     entries: list = []
@@ -241,7 +242,7 @@ def _regions(path, item, results: list[dict], size, known, rep: Report, default_
         if isinstance(r.get("id"), (str, int)):
             by_id.setdefault(r["id"], entry)
         entries.append(entry)
-    columns = to_columns(entries, width, height, path, rep)
+    columns = to_columns(entries, width, height, path, rep, render)
     position = {id(e): k for k, e in enumerate(entries)}  # after to_columns dropped empty shapes
     for where, r, name in keypoints:
         parent = r.get("parentID")

@@ -132,6 +132,7 @@ def convert(ctx, src, dst, inputs, out, labels, on_error, overwrite, quiet, jobs
         quiet=quiet,
         jobs=jobs,
         overwrite=overwrite,
+        render_json=dst_f.rendered_json,
         **fmt_opts,
     )
     check_writable(out, overwrite)

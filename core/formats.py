@@ -22,6 +22,11 @@ class Format:
     writer: str | None = None
     output: str = "file"  # file | dir
     options: frozenset[str] = field(default_factory=frozenset)  # convert options it reads
+    # The writer copies Annotation.rendered_json(): readers then send plain
+    # polygon annotations from their workers as rendered COCO JSON. Any other
+    # writer reads the fields, and parsing the JSON back would cost more than
+    # it saved.
+    rendered_json: bool = False
 
     def load(self, which: str):
         ref = self.reader if which == "reader" else self.writer
@@ -34,7 +39,7 @@ class Format:
 _C = "annot.converters."
 BUILTIN = (
     Format("coco", "COCO JSON (instances)", _C + "coco_reader:read", _C + "coco_writer:write", "file",
-           frozenset({"image_root"})),
+           frozenset({"image_root"}), rendered_json=True),
     Format("labelme", "labelme JSON, one file per image", _C + "labelme_reader:read", _C + "labelme_writer:write",
            "dir", frozenset({"ignore_as_crowd", "extract_images", "simplify", "image_root"})),
     Format("voc", "labelImg Pascal VOC XML", _C + "voc_reader:read", _C + "voc_writer:write", "dir",

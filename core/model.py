@@ -124,9 +124,11 @@ class Annotation:
         return b'{"id":%d,"image_id":%d,"category_id":%d,' % (self.id, self.image_id, self.category_id) \
             + self._rendered
 
+    _FIELDS = ("id", "image_id", "category_id", "bbox", "area", "segmentation", "iscrowd", "keypoints",
+               "num_keypoints", "score", "extra")  # the constructor's order
+
     def _fields(self) -> tuple:
-        return (self.id, self.image_id, self.category_id, self.bbox, self.area, self.segmentation, self.iscrowd,
-                self.keypoints, self.num_keypoints, self.score, self.extra)
+        return tuple(getattr(self, name) for name in self._FIELDS)
 
     def __eq__(self, other) -> bool:
         return isinstance(other, Annotation) and self._fields() == other._fields()
@@ -134,9 +136,7 @@ class Annotation:
     __hash__ = None
 
     def __repr__(self) -> str:
-        names = ("id", "image_id", "category_id", "bbox", "area", "segmentation", "iscrowd", "keypoints",
-                 "num_keypoints", "score", "extra")
-        return "Annotation(" + ", ".join(f"{n}={v!r}" for n, v in zip(names, self._fields())) + ")"
+        return "Annotation(" + ", ".join(f"{n}={v!r}" for n, v in zip(self._FIELDS, self._fields())) + ")"
 
     def __getstate__(self):
         return self._fields()
@@ -279,11 +279,25 @@ class DatasetBuilder:
             self.predictions.append(_annotation(len(self.predictions) + 1, img_id, self._category(inst.label), inst))
         return added
 
+    def add_polygons(self, draft: ImageDraft, labels: list[str], bboxes: list, areas: list[float],
+                     segmentations: list, scores: list) -> list[Annotation]:
+        """:meth:`add` for an image whose instances are all plain polygon
+        instances (no crowd regions, keypoints or predictions), given column
+        by column: no Instance objects on the way."""
+        img_id = self._add_image(draft)
+        ids, anns = self._ids, self.annotations
+        first = len(anns) + 1
+        added = [
+            Annotation(k, img_id, ids.get(label) or self._category(label), bbox, area, seg, 0, None, None, score)
+            for k, label, bbox, area, seg, score in zip(count(first), labels, bboxes, areas, segmentations, scores)
+        ]
+        anns += added
+        return added
+
     def add_rendered(self, draft: ImageDraft, labels: list[str], geometry: list[bytes],
                      scores: list[float | None]) -> list[Annotation]:
-        """:meth:`add` for an image whose instances are all plain polygon
-        instances (no crowd regions, keypoints or predictions), given as
-        labels and geometry rendered by :func:`render_geometry`."""
+        """:meth:`add_polygons` with each instance's geometry rendered by
+        :func:`render_geometry`."""
         img_id = self._add_image(draft)
         ids, anns = self._ids, self.annotations
         first = len(anns) + 1

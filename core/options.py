@@ -37,4 +37,7 @@ class ConvertOptions:
     label_config: Path | None = None
     # polygon writers (labelme, yolo, labelstudio) from RLE masks
     simplify: float = 0.0
+    # set from the writer's Format.rendered_json: readers may hand plain polygon
+    # annotations over as rendered COCO JSON, which that writer copies
+    render_json: bool = False
     extra: dict = field(default_factory=dict)

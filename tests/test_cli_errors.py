@@ -125,3 +125,8 @@ def test_parallel_matches_serial_and_progress_is_silent_off_tty(annot, tmp_path)
     assert ra.code == rb.code == 0
     assert a.read_bytes() == b.read_bytes()
     assert "it/s" not in ra.err and "file/s" not in ra.err  # stdout is not a TTY: no progress bar
+    # a writer other than COCO gets numbers from the workers, not rendered JSON: same output
+    ls_a, ls_b = tmp_path / "a.ls.json", tmp_path / "b.ls.json"
+    assert annot("convert", "labelme", "labelstudio", d, "-o", ls_a, "-j", "2", "-q").code == 0
+    assert annot("convert", "labelme", "labelstudio", d, "-o", ls_b, "-j", "1", "-q").code == 0
+    assert ls_a.read_bytes() == ls_b.read_bytes()

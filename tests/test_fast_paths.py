@@ -95,10 +95,10 @@ def test_labelme_samples_plain_or_checked_agree():
     assert plain_files >= 5  # the shortcut is exercised on real files, not only on generated ones
 
 
-def polygon_columns():
+def polygon_columns(render=False):
     entries = [PolygonEntry("b", [[1.5, 2, 40, 2, 40, 30]], ["s0"], 0.9),
                PolygonEntry("a", [[0, 0, 10, 0, 10, 10, 0, 10], [20, 20, 30, 20, 30, 30]], ["s1", "s2"])]
-    return entries, to_columns(entries, W, H, "f.json", Report())
+    return entries, to_columns(entries, W, H, "f.json", Report(), render)
 
 
 def test_columns_and_reports_survive_the_worker_pickle():
@@ -118,17 +118,20 @@ def test_columns_and_reports_survive_the_worker_pickle():
     assert pickle.loads(pickle.dumps(Report("skip"))).on_error == "skip"
 
 
-def test_polygons_straight_to_annotations_equal_the_instance_path():
-    _, cols = polygon_columns()
+@pytest.mark.parametrize("render", [False, True])
+def test_polygons_straight_to_annotations_equal_the_instance_path(render):
+    _, cols = polygon_columns(render)
     fast, shipped, slow = DatasetBuilder(), DatasetBuilder(), DatasetBuilder()
     for builder in (fast, shipped, slow):
         builder.add(ImageDraft("first.jpg", W, H, [Instance("c", [0, 0, 1, 1], 1.0, [[0, 0, 1, 0, 1, 1]])]))
     cols.add_to(fast, ImageDraft("x.jpg", W, H, extra={"k": 1}))
-    back = pickle.loads(pickle.dumps(cols))  # as a worker sends it: rendered JSON
-    assert isinstance(back, RenderedColumns) and back.instances() == cols.instances()
+    back = pickle.loads(pickle.dumps(cols))  # as a worker sends it: rendered JSON only for a COCO writer
+    assert isinstance(back, RenderedColumns) == render and back.instances() == cols.instances()
     back.add_to(shipped, ImageDraft("x.jpg", W, H, extra={"k": 1}))
     slow.add(ImageDraft("x.jpg", W, H, cols.instances(), {"k": 1}))
-    assert [a.rendered_json() is not None for a in fast.annotations] == [False, False, True]  # a score is not rendered
+    # a score is never rendered; without render nothing is
+    assert [a.rendered_json() is not None for a in fast.annotations] == [False, False, render]
+    assert [a.rendered_json() is not None for a in shipped.annotations] == [False, False, render]
     assert fast.build().to_coco() == shipped.build().to_coco() == slow.build().to_coco()
     assert [a.score for a in fast.annotations] == [None, 0.9, None]
 
@@ -138,7 +141,7 @@ def mixed_dataset():
     crowd RLE with bytes counts, keypoints, a score, extra keys, a polygon
     too short for COCO, and an image without annotations."""
     b = DatasetBuilder()
-    _, cols = polygon_columns()
+    _, cols = polygon_columns(render=True)
     cols.add_to(b, ImageDraft("a.jpg", W, H))
     b.add(ImageDraft("b.jpg", W, H, [
         Instance("m", [1.0, 1.0, 2.0, 2.0], 4.0, {"size": [H, W], "counts": b"PPYo0"}, 1),
