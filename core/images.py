@@ -7,10 +7,15 @@ import contextlib
 import io
 import warnings
 from pathlib import Path
-
-from PIL import Image, UnidentifiedImageError
+from typing import TYPE_CHECKING
 
 from .errors import AnnotError
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+# PIL is imported where an image is opened: converting files that store their
+# image size never needs it, and the import is a tenth of annot's start-up.
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 _TRANSPOSED = {5, 6, 7, 8}  # EXIF orientations that swap width and height
@@ -35,6 +40,8 @@ def pixel_limit(limit: int | None):
     the block. Large aerial and slide images are legitimate here: their
     headers are always read (nothing is decoded), and they are decoded up to
     :data:`MAX_PIXELS`, beyond which PIL raises ``DecompressionBombError``."""
+    from PIL import Image
+
     old = Image.MAX_IMAGE_PIXELS
     Image.MAX_IMAGE_PIXELS = None if limit is None else limit // 2  # PIL raises beyond twice this, warns beyond it
     try:
@@ -50,6 +57,8 @@ def decoding(path: Path):
     """Decode ``path``'s pixels in the block: up to :data:`MAX_PIXELS`, and any
     failure (too large, unreadable, truncated, corrupt) one AnnotError line
     naming the file."""
+    from PIL import Image
+
     try:
         with pixel_limit(MAX_PIXELS):
             yield
@@ -66,6 +75,8 @@ def image_size(path: Path) -> tuple[int, int, int, int]:
     Studio show), ``raw_*`` as stored. Raises OSError on unreadable files
     (the message does not repeat the path).
     """
+    from PIL import Image, UnidentifiedImageError
+
     try:
         with pixel_limit(None), Image.open(path) as im:
             return sizes(im)
@@ -77,6 +88,8 @@ def image_size(path: Path) -> tuple[int, int, int, int]:
 
 def embedded_image(b64: str) -> tuple[bytes, str, tuple[int, int, int, int]]:
     """Decode labelme's ``imageData``: (bytes, extension, sizes as image_size)."""
+    from PIL import Image
+
     data = base64.b64decode(b64)
     with pixel_limit(None), Image.open(io.BytesIO(data)) as im:
         ext = {"JPEG": ".jpg", "PNG": ".png", "BMP": ".bmp", "GIF": ".gif", "TIFF": ".tif"}.get(
