@@ -4,7 +4,8 @@ Readers gather an image's instances as entries, in output order: a polygon
 entry is ``PolygonEntry(label, polygons, items, score)`` with flat pixel
 polygons, anything else a ready :class:`~annot.model.Instance` (masks, crowd
 regions). :func:`to_columns` clips, boxes and measures every polygon with a
-handful of numpy and pycocotools calls instead of a dozen per shape, and the
+handful of numpy and pycocotools calls instead of a dozen per shape (for a
+batch of images at once: :func:`columns_of_images`), and the
 resulting :class:`Columns` is what a worker process sends back: a few arrays
 pickle in microseconds where lists of floats would cost more than parsing.
 """
@@ -12,7 +13,8 @@ pickle in microseconds where lists of floats would cost more than parsing.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from itertools import accumulate, chain
+from itertools import accumulate, chain, groupby
+from typing import NamedTuple
 
 import numpy as np
 import orjson
@@ -142,62 +144,104 @@ def _unpickle(labels, scores, numbers, poly_len, poly_count, others, keypoints, 
                    others, keypoints, render)
 
 
+class ImageEntries(NamedTuple):
+    """One image's entries, in output order, with what measuring them needs."""
+
+    entries: list  # PolygonEntry | Instance
+    width: int
+    height: int
+    path: object  # for messages
+    rep: Report
+
+
 def to_columns(entries: list, width: int, height: int, path, rep: Report, render: bool = False) -> Columns:
-    """Columns of ``entries`` (PolygonEntry or Instance); polygons outside the
-    image are clipped to its border, counted as a warning. A polygon entry
-    that covers no pixel of the image (outside it, or collinear points) is an
-    error for its item and is removed from ``entries``. ``render``: see
-    :attr:`Columns.render`."""
-    polys_entries = [e for e in entries if isinstance(e, PolygonEntry)]
-    flats = [p for e in polys_entries for p in e.polys]
+    """Columns of one image's ``entries``: :func:`columns_of_images` of one image."""
+    return columns_of_images([ImageEntries(entries, width, height, path, rep)], render)[0]
+
+
+def columns_of_images(images: list[ImageEntries], render: bool = False) -> list[Columns]:
+    """Columns of each image's entries (PolygonEntry or Instance), all images
+    measured together: the numpy calls are made once for a batch of images,
+    and pycocotools once per run of images of the same size.
+
+    Polygons outside their image are clipped to its border, counted as a
+    warning. A polygon entry that covers no pixel of its image (outside it,
+    or collinear points) is an error for its item and is removed from the
+    image's ``entries``. ``render``: see :attr:`Columns.render`.
+    """
+    per_image = [[e for e in im.entries if isinstance(e, PolygonEntry)] for im in images]
+    entries = list(chain.from_iterable(per_image))
+    flats = [p for e in entries for p in e.polys]
     lens = [len(p) for p in flats]
-    counts = [len(e.polys) for e in polys_entries]
+    counts = [len(e.polys) for e in entries]
     if all(type(p) is list for p in flats):
         coords = np.fromiter(chain.from_iterable(flats), np.float64, sum(lens))
     else:
         coords = np.concatenate(flats).astype(np.float64, copy=False) if flats else np.zeros(0)
     xy = coords.reshape(-1, 2)  # a view: clipping it clips coords
-    n = len(polys_entries)
-    bbox = np.zeros((0, 4))
-    area: list[float] = []
+    # where each image's entries, polygons and coordinates start and end
+    entry_at = list(accumulate(map(len, per_image), initial=0))
+    poly_at = list(accumulate(counts, initial=0))
+    coord_at = list(accumulate(lens, initial=0))
+    image_polys = [(poly_at[entry_at[k]], poly_at[entry_at[k + 1]]) for k in range(len(images))]
+    n = len(entries)
+    bbox, area = np.zeros((0, 4)), np.zeros(0)
     if n:
-        point_starts = np.fromiter(accumulate(lens[:-1], initial=0), np.intp, len(lens)) // 2
+        point_starts = np.fromiter(coord_at[:-1], np.intp, len(lens)) // 2
         lo, hi = np.minimum.reduceat(xy, point_starts), np.maximum.reduceat(xy, point_starts)  # per polygon
-        if lo.min() < 0 or hi[:, 0].max() > width or hi[:, 1].max() > height:
-            bad = (lo < 0).any(axis=1) | (hi[:, 0] > width) | (hi[:, 1] > height)
-            items = [it for e in polys_entries for it in e.items]
-            rep.warn("points outside the image clipped to its border", f"{path}:{items[int(np.argmax(bad))]}",
-                     int(bad.sum()))
-            np.clip(xy, 0, (width, height), out=xy)
+        size = np.repeat([(im.width, im.height) for im in images], [b - a for a, b in image_polys], axis=0)
+        if lo.min() < 0 or (hi > size).any():
+            _clip(images, per_image, image_polys, coord_at, xy, (lo < 0).any(axis=1) | (hi > size).any(axis=1))
             lo, hi = np.minimum.reduceat(xy, point_starts), np.maximum.reduceat(xy, point_starts)
         if len(lens) > n:  # several polygons in an instance: reduce once more per entry
-            first = list(accumulate(counts[:-1], initial=0))
-            lo, hi = np.minimum.reduceat(lo, first), np.maximum.reduceat(hi, first)
+            lo, hi = np.minimum.reduceat(lo, poly_at[:-1]), np.maximum.reduceat(hi, poly_at[:-1])
         bbox = np.concatenate([lo, hi - lo], axis=1)
-        bounds = list(accumulate(lens, initial=0))
-        polys = [coords[a:b] for a, b in zip(bounds, bounds[1:])]
-        if len(polys) == n:
-            groups = [[p] for p in polys]
-        else:
-            cb = list(accumulate(counts, initial=0))
-            groups = [polys[a:b] for a, b in zip(cb, cb[1:])]
-        area = polygon_areas(groups, height, width)
-    area = np.asarray(area, np.float64)
-    if n and (area.min() <= 0 or bbox[:, 2:].min() <= 0):
-        keep = (area > 0) & (bbox[:, 2:].min(axis=1) > 0)
-        empty = np.flatnonzero(~keep)
-        for k in empty:
-            rep.error(path, polys_entries[k].items[0], "shape covers no pixel inside the image")
-        dropped = {id(polys_entries[k]) for k in empty}
-        entries[:] = [e for e in entries if id(e) not in dropped]
-        poly_keep = np.repeat(keep, counts)
-        coords = coords[np.repeat(poly_keep, lens)]
-        lens = [m for m, k in zip(lens, poly_keep) if k]
-        counts = [c for c, k in zip(counts, keep) if k]
-        polys_entries = [e for e, k in zip(polys_entries, keep) if k]
-        bbox, area = bbox[keep], area[keep]
-    others = {pos: e for pos, e in enumerate(entries) if not isinstance(e, PolygonEntry)}
-    return Columns(
-        [e.label for e in polys_entries], [e.score for e in polys_entries], bbox, area, coords, lens, counts, others,
-        render=render,
-    )
+        polys = [coords[a:b] for a, b in zip(coord_at, coord_at[1:])]
+        groups = [polys[a:b] for a, b in zip(poly_at, poly_at[1:])] if len(polys) > n else [[p] for p in polys]
+        area = np.empty(n)
+        for (width, height), run in groupby(range(len(images)), key=lambda k: (images[k].width, images[k].height)):
+            run = list(run)
+            a, b = entry_at[run[0]], entry_at[run[-1] + 1]
+            if b > a:
+                area[a:b] = polygon_areas(groups[a:b], height, width)
+    empty = (area <= 0) | (bbox[:, 2:] <= 0).any(axis=1) if n else None
+    out = []
+    for k, im in enumerate(images):
+        a, b = entry_at[k], entry_at[k + 1]
+        (pa, pb), (ca, cb) = image_polys[k], (coord_at[image_polys[k][0]], coord_at[image_polys[k][1]])
+        cols = Columns([], [], bbox[a:b], area[a:b], coords[ca:cb], lens[pa:pb], counts[a:b], {}, render=render)
+        kept = per_image[k]
+        if empty is not None and empty[a:b].any():
+            kept = _drop_empty(cols, kept, empty[a:b], im)
+        cols.labels, cols.scores = [e.label for e in kept], [e.score for e in kept]
+        cols.others = {pos: e for pos, e in enumerate(im.entries) if not isinstance(e, PolygonEntry)}
+        out.append(cols)
+    return out
+
+
+def _clip(images: list[ImageEntries], per_image: list, image_polys: list, coord_at: list, xy: np.ndarray,
+          bad: np.ndarray) -> None:
+    """Clip the points of images with polygons outside them to their border, with a warning each."""
+    for im, entries, (pa, pb) in zip(images, per_image, image_polys):
+        if pb > pa and bad[pa:pb].any():
+            items = [it for e in entries for it in e.items]
+            im.rep.warn("points outside the image clipped to its border",
+                        f"{im.path}:{items[int(np.argmax(bad[pa:pb]))]}", int(bad[pa:pb].sum()))
+            pts = xy[coord_at[pa] // 2 : coord_at[pb] // 2]
+            np.clip(pts, 0, (im.width, im.height), out=pts)
+
+
+def _drop_empty(cols: Columns, entries: list[PolygonEntry], empty: np.ndarray, im: ImageEntries) -> list:
+    """Remove the polygon entries covering no pixel from ``cols`` and from the
+    image's entries, each an error for its item; returns the entries kept."""
+    for k in np.flatnonzero(empty):
+        im.rep.error(im.path, entries[k].items[0], "shape covers no pixel inside the image")
+    dropped = {id(entries[k]) for k in np.flatnonzero(empty)}
+    im.entries[:] = [e for e in im.entries if id(e) not in dropped]
+    keep = ~empty
+    poly_keep = np.repeat(keep, cols.poly_count)
+    cols.coords = cols.coords[np.repeat(poly_keep, cols.poly_len)]
+    cols.poly_len = [m for m, k in zip(cols.poly_len, poly_keep) if k]
+    cols.poly_count = [c for c, k in zip(cols.poly_count, keep) if k]
+    cols.bbox, cols.area = cols.bbox[keep], cols.area[keep]
+    return [e for e, k in zip(entries, keep) if k]

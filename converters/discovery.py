@@ -52,10 +52,18 @@ def load_json(path: Path):
     """Parse a JSON file saved as UTF-8 (with or without BOM) or, failing
     that, GB18030 (labelme files from Chinese-locale Windows). Raises OSError
     or ValueError (orjson.JSONDecodeError, UnicodeDecodeError)."""
+    return parse_json(read_bytes(path))
+
+
+def read_bytes(path: Path) -> bytes:
+    """The file's bytes without a UTF-8 BOM."""
     with open(path, "rb") as f:
         data = f.read()
-    if data[:3] == b"\xef\xbb\xbf":
-        data = data[3:]
+    return data[3:] if data[:3] == b"\xef\xbb\xbf" else data
+
+
+def parse_json(data: bytes):
+    """:func:`load_json` of bytes already read by :func:`read_bytes`."""
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError as e:

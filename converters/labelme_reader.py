@@ -24,21 +24,22 @@ import os
 from functools import partial
 from itertools import chain
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
+import msgspec
 import numpy as np
-from PIL import Image as PILImage
 
+from annot.errors import ParseError
 from annot.geometry import circle_polygon, mask_instance, segmentation_to_mask
 from annot.images import IMAGE_SUFFIXES, embedded_image, image_size
 from annot.model import IGNORE_LABEL, DatasetBuilder, ImageDraft, Instance
 from annot.options import ConvertOptions
-from annot.parallel import map_files
+from annot.parallel import map_batches
 from annot.report import Report
 from annot.values import is_side
 
-from .columns import Columns, PolygonEntry, to_columns
-from .discovery import find_files, find_image, load_json, relative_name, size_fits
+from .columns import Columns, ImageEntries, PolygonEntry, columns_of_images
+from .discovery import find_files, find_image, parse_json, read_bytes, relative_name, size_fits
 
 NON_INSTANCE_SHAPES = {"point", "points", "line", "linestrip"}
 
@@ -54,10 +55,38 @@ class MaskPiece(NamedTuple):
 _PLAIN_SHAPES = frozenset({"polygon", "rectangle", "circle", "oriented_rectangle"})
 
 
+class _PlainShape(msgspec.Struct):
+    """The fields of a shape that is an instance outline, typed: msgspec
+    checks them while it parses (points are pairs of finite numbers)."""
+
+    label: str
+    points: list[tuple[float, float]]
+    group_id: int | str | None = None
+    shape_type: str | None = None
+
+
+class _PlainFile(msgspec.Struct):
+    """A labelme file whose shapes all fit :class:`_PlainShape`; the image
+    fields stay untyped, :func:`_image_of` checks them."""
+
+    shapes: list[_PlainShape]
+    imagePath: Any = None
+    imageData: Any = None
+    imageWidth: Any = None
+    imageHeight: Any = None
+
+    def header(self) -> dict:
+        return {"imagePath": self.imagePath, "imageData": self.imageData,
+                "imageWidth": self.imageWidth, "imageHeight": self.imageHeight}
+
+
+_parse_plain = msgspec.json.Decoder(_PlainFile).decode
+
+
 def read(inputs: list[Path], opts: ConvertOptions, report: Report):
     files = find_files(inputs, (".json",))
     job = partial(
-        read_file,
+        read_files,
         labels=frozenset(opts.labels) if opts.labels is not None else None,
         on_error=opts.on_error,
         ignore_as_crowd=opts.ignore_as_crowd,
@@ -66,7 +95,7 @@ def read(inputs: list[Path], opts: ConvertOptions, report: Report):
         render=opts.render_json,
     )
     builder = DatasetBuilder(opts.labels)
-    for parsed, rep in map_files(job, files, opts.jobs, "labelme", opts.quiet):
+    for parsed, rep in map_batches(job, files, opts.jobs, "labelme", opts.quiet):
         report.merge(rep)
         if parsed is not None:
             draft, columns = parsed
@@ -74,68 +103,103 @@ def read(inputs: list[Path], opts: ConvertOptions, report: Report):
     return builder.build()
 
 
-def read_file(
+Parsed = tuple[tuple[ImageDraft, Columns] | None, Report]
+
+
+def read_files(batch: list[tuple[Path, Path]], render: bool = False, **options) -> list[Parsed]:
+    """:func:`read_file` of each ``(file, root)`` in ``batch``: each file
+    parsed on its own, their shapes measured together (columns_of_images)."""
+    parsed: list[tuple[ImageDraft | None, ImageEntries]] = []
+    try:
+        for file_and_root in batch:
+            parsed.append(_entries_of(file_and_root, **options))
+    except ParseError:  # under --on-error fail: a shape error of an earlier file comes first
+        _measured(parsed, render)
+        raise
+    return _measured(parsed, render)
+
+
+def read_file(file_and_root: tuple[Path, Path], render: bool = False, **options) -> Parsed:
+    """One labelme file: its image and instance columns (None when the file
+    is skipped) and what it skipped and warned about. ``options``: those of
+    :func:`_entries_of`."""
+    return read_files([file_and_root], render, **options)[0]
+
+
+def _measured(parsed: list[tuple[ImageDraft | None, ImageEntries]], render: bool) -> list[Parsed]:
+    columns = iter(columns_of_images([im for draft, im in parsed if draft is not None], render))
+    return [((draft, next(columns)) if draft is not None else None, im.rep) for draft, im in parsed]
+
+
+def _entries_of(
     file_and_root: tuple[Path, Path],
     labels: frozenset[str] | None = None,
     on_error: str = "fail",
     ignore_as_crowd: bool = False,
     extract_dir: Path | None = None,
     image_root: Path | None = None,
-    render: bool = False,
-) -> tuple[tuple[ImageDraft, Columns] | None, Report]:
+) -> tuple[ImageDraft | None, ImageEntries]:
+    """The file's image and its instances as entries (no image when it is skipped)."""
     path, root = file_and_root
     rep = Report(on_error)
+    skipped = None, ImageEntries([], 0, 0, path, rep)
     try:
-        doc = load_json(path)
-    except (OSError, ValueError) as e:
+        data = read_bytes(path)
+    except OSError as e:
         rep.error(path, None, f"cannot read JSON: {e}")
-        return None, rep
-    if not isinstance(doc, dict) or not isinstance(doc.get("shapes"), list):
-        rep.error(path, None, "not a labelme file: no 'shapes' list")
-        return None, rep
+        return skipped
+    try:  # the common case, parsed and type-checked in one pass
+        plain = _parse_plain(data)
+        doc = plain.header()
+    except ValueError:  # anything else (masks, points, bad values, GB18030) is read as plain JSON
+        plain = None
+        try:
+            doc = parse_json(data)
+        except ValueError as e:
+            rep.error(path, None, f"cannot read JSON: {e}")
+            return skipped
+        if not isinstance(doc, dict) or not isinstance(doc.get("shapes"), list):
+            rep.error(path, None, "not a labelme file: no 'shapes' list")
+            return skipped
 
     image = _image_of(path, root, doc, rep, extract_dir, image_root)
     if image is None:
-        return None, rep
+        return skipped
     draft, width, height = image
 
-    entries = _plain_entries(doc["shapes"], labels)
+    entries = _plain_entries(plain.shapes, labels) if plain is not None else None
     if entries is None:
-        entries = _checked_entries(doc["shapes"], path, rep, width, height, labels, ignore_as_crowd)
-    return (draft, to_columns(entries, width, height, path, rep, render)), rep
+        shapes = doc["shapes"] if plain is None else parse_json(data)["shapes"]
+        entries = _checked_entries(shapes, path, rep, width, height, labels, ignore_as_crowd)
+    return draft, ImageEntries(entries, width, height, path, rep)
 
 
-def _plain_entries(shapes: list, labels: frozenset[str] | None) -> list[PolygonEntry] | None:
-    """The instances of a file whose shapes are all valid polygons, rectangles,
-    circles or oriented rectangles with known labels: the common case, without
-    per-shape checks and messages. None when any shape needs them
-    (:func:`_checked_entries` then reads the file, with the same result for
-    valid shapes)."""
+def _plain_entries(shapes: list[_PlainShape], labels: frozenset[str] | None) -> list[PolygonEntry] | None:
+    """The instances of a file whose shapes are all polygons, rectangles,
+    circles or oriented rectangles with valid geometry and known labels: the
+    common case, without per-shape checks and messages. None when any shape
+    needs them (:func:`_checked_entries` then reads the file, with the same
+    result for valid shapes)."""
     groups: dict[object, PolygonEntry] = {}
-    try:
-        for i, s in enumerate(shapes):
-            label, pts = s["label"], s["points"]
-            kind = s.get("shape_type") or "polygon"
-            if type(label) is not str or not label or label == IGNORE_LABEL or kind not in _PLAIN_SHAPES:
-                return None
-            if labels is not None and label not in labels:
-                return None
-            flat = list(chain.from_iterable(pts))
-            if len(flat) != 2 * len(pts) or set(map(len, pts)) != {2} or not math.isfinite(sum(flat)):
-                return None
+    for i, s in enumerate(shapes):
+        label, kind = s.label, s.shape_type or "polygon"
+        if not label or label == IGNORE_LABEL or kind not in _PLAIN_SHAPES:
+            return None
+        if labels is not None and label not in labels:
+            return None
+        flat = list(chain.from_iterable(s.points))
+        if kind != "polygon" or len(flat) < 6:
             flat = _polygon_of(kind, flat)
             if isinstance(flat, str):
                 return None
-            gid = s.get("group_id")
-            key = i if gid is None else (label, gid)
-            entry = groups.get(key)
-            if entry is None:
-                groups[key] = PolygonEntry(label, [flat], [f"shape[{i}]"])
-            else:
-                entry.polys.append(flat)
-                entry.items.append(f"shape[{i}]")
-    except (TypeError, KeyError, AttributeError):  # a shape that is not {label, points: [[x, y], ...]}
-        return None
+        gid = s.group_id
+        key = i if gid is None else (label, gid)
+        entry = groups.get(key)
+        if entry is None:
+            groups[key] = PolygonEntry(label, [flat], [f"shape[{i}]"])
+        else:
+            entry.polys.append(flat)
+            entry.items.append(f"shape[{i}]")
     return list(groups.values())
 
 
@@ -338,8 +402,10 @@ def _mask_of(shape, pts: list[float], item, path, rep: Report, width: int, heigh
     if not isinstance(b64, str) or not b64:
         rep.error(path, item, "mask shape without 'mask' data")
         return None
+    from PIL import Image
+
     try:
-        with PILImage.open(io.BytesIO(base64.b64decode(b64))) as im:
+        with Image.open(io.BytesIO(base64.b64decode(b64))) as im:
             crop = np.asarray(im.convert("L")) > 0
     except Exception as e:
         rep.error(path, item, f"cannot decode mask PNG: {e}")

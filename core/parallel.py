@@ -8,8 +8,10 @@ import multiprocessing as mp
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from functools import partial
 
 PARALLEL_MIN_ITEMS = 200  # below this, process start-up costs more than it saves
+SERIAL_BATCH = 64  # items per batch in one process: a progress step
 
 
 def default_jobs() -> int:
@@ -51,14 +53,39 @@ def map_files(
     files. Exceptions raised in a worker propagate (the first in input order
     wins).
     """
+    return map_batches(partial(_each, func), items, jobs, desc, quiet)
+
+
+def _each(func: Callable, batch: Sequence) -> list:
+    return [func(x) for x in batch]
+
+
+def map_batches(
+    func: Callable, items: Sequence, jobs: int | None = None, desc: str = "", quiet: bool = False
+) -> Iterator:
+    """The results of ``func(batch)`` for consecutive batches of ``items``,
+    one result per item, in order, over ``jobs`` processes: for work that is
+    cheaper done for many files at once (:func:`map_files` is the per-item
+    case). A generator, like :func:`map_files`."""
     jobs = jobs or default_jobs()
-    if jobs <= 1 or len(items) < PARALLEL_MIN_ITEMS:
-        yield from progress(map(func, items), len(items), desc, quiet)
+    parallel = jobs > 1 and len(items) >= PARALLEL_MIN_ITEMS
+    # ~32 batches per process: fewer leave a process idle at the end, more cost more in messages
+    size = max(8, len(items) // (jobs * 32)) if parallel else SERIAL_BATCH
+    batches = [items[a : a + size] for a in range(0, len(items), size)]
+    bar = progress(None, len(items), desc, quiet)
+    if not parallel:
+        yield from _counted(map(func, batches), bar)
         return
-    chunk = max(8, len(items) // (jobs * 32))
     ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
     with ctx.Pool(jobs, initializer=gc.disable) as pool:
-        yield from progress(pool.imap(func, items, chunksize=chunk), len(items), desc, quiet)
+        yield from _counted(pool.imap(func, batches), bar)
+
+
+def _counted(batches: Iterable[list], bar) -> Iterator:
+    for results in batches:
+        bar.update(len(results))
+        yield from results
+    bar.close()
 
 
 _shared = None  # what map_shared's forked workers read

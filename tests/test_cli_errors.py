@@ -42,6 +42,24 @@ def test_fail_stops_at_first_error_without_output(annot, tmp_path):
     assert not out.exists() and list(tmp_path.iterdir()) == [d]  # no temp file left either
 
 
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_first_error_in_file_order_wins_across_stages(annot, tmp_path, jobs):
+    # Files are read in batches: shapes are measured after every file of a
+    # batch is parsed. A shape found to cover no pixel in 0100.json must still
+    # be reported before the unreadable 0101.json that follows it.
+    d = tmp_path / "many"
+    d.mkdir()
+    for k in range(260):  # enough for worker processes under -j 2
+        _good(d / f"{k:04d}.json")
+    doc = json.loads((d / "0100.json").read_text())
+    doc["shapes"][0]["points"] = [[1, 1], [5, 5], [9, 9]]  # collinear: no pixel
+    (d / "0100.json").write_text(json.dumps(doc))
+    (d / "0101.json").write_text("{ not json")
+    res = annot("convert", "labelme", "coco", d, "-o", tmp_path / "o.json", "-j", jobs)
+    assert res.code == 2
+    assert res.err.strip() == f"annot: error: {d / '0100.json'}:shape[0]: shape covers no pixel inside the image"
+
+
 def test_group_id_that_is_not_a_number_is_one_line(annot, tmp_path):
     _good(tmp_path / "g.json")
     doc = json.loads((tmp_path / "g.json").read_text())

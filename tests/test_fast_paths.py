@@ -11,6 +11,7 @@ import os
 import pickle
 from pathlib import Path
 
+import numpy as np
 import orjson
 import pytest
 from conftest import LABELME, SAMPLES
@@ -19,8 +20,8 @@ from hypothesis import strategies as st
 
 from annot.converters import labelme_reader
 from annot.converters.coco_writer import coco_dict, coco_json
-from annot.converters.columns import PolygonEntry, RenderedColumns, to_columns
-from annot.converters.discovery import find_files, load_json
+from annot.converters.columns import ImageEntries, PolygonEntry, RenderedColumns, columns_of_images, to_columns
+from annot.converters.discovery import find_files, load_json, read_bytes
 from annot.converters.labelstudio_reader import _scaled_points
 from annot.io import dumps_json
 from annot.model import Annotation, DatasetBuilder, ImageDraft, Instance, render_geometry
@@ -47,6 +48,19 @@ def checked(shapes, labels=None, report=None):
     return labelme_reader._checked_entries(shapes, Path("f.json"), report, W, H, labels, False)
 
 
+def plain(data: bytes | list, labels=None):
+    """The shortcut's instances of a labelme file (bytes) or of a file holding
+    these shapes, or None when it declines (msgspec's typed parse rejects the
+    file, or a shape needs a message)."""
+    if isinstance(data, list):
+        data = orjson.dumps({"shapes": data})
+    try:
+        parsed = labelme_reader._parse_plain(data)
+    except ValueError:
+        return None
+    return labelme_reader._plain_entries(parsed.shapes, labels)
+
+
 def as_tuples(entries):
     return [(e.label, [[float(v) for v in p] for p in e.polys], e.items) for e in entries]
 
@@ -54,14 +68,14 @@ def as_tuples(entries):
 @settings(max_examples=200, deadline=None)
 @given(shapes=st.lists(shape(), max_size=12))
 def test_plain_shapes_give_the_checked_instances(shapes):
-    plain = labelme_reader._plain_entries(shapes, None)
+    fast = plain(shapes)
     report = Report("skip")
     slow = checked(shapes, report=report)
-    if plain is None:  # the shortcut declines only when a shape needs a message (here: a zero-size box or circle)
+    if fast is None:  # the shortcut declines only when a shape needs a message (here: a zero-size box or circle)
         assert report.skips
     else:
         assert not report.skips and not report.warnings
-        assert as_tuples(plain) == as_tuples(slow)
+        assert as_tuples(fast) == as_tuples(slow)
 
 
 @pytest.mark.parametrize("bad", [
@@ -77,21 +91,18 @@ def test_plain_shapes_give_the_checked_instances(shapes):
 ])
 def test_any_shape_needing_a_message_takes_the_checked_path(bad):
     good = {"label": "a", "points": [[1, 2], [30, 4], [5, 60]]}
-    assert labelme_reader._plain_entries([good, bad], frozenset({"a"})) is None
-    assert labelme_reader._plain_entries([good], frozenset({"a"})) is not None
+    assert plain([good, bad], frozenset({"a"})) is None
+    assert plain([good], frozenset({"a"})) is not None
 
 
 @pytest.mark.samples
 def test_labelme_samples_plain_or_checked_agree():
     plain_files = 0
     for path, _root in find_files([LABELME], (".json",)):
-        doc = load_json(path)
-        if not isinstance(doc, dict) or not isinstance(doc.get("shapes"), list):
-            continue
-        plain = labelme_reader._plain_entries(doc["shapes"], None)
-        if plain is not None:
+        fast = plain(read_bytes(path))
+        if fast is not None:
             plain_files += 1
-            assert as_tuples(plain) == as_tuples(checked(doc["shapes"])), path
+            assert as_tuples(fast) == as_tuples(checked(load_json(path)["shapes"])), path
     assert plain_files >= 5  # the shortcut is exercised on real files, not only on generated ones
 
 
@@ -116,6 +127,44 @@ def test_columns_and_reports_survive_the_worker_pickle():
     back = pickle.loads(pickle.dumps(rep))
     assert back.to_dict() == rep.to_dict() and back.on_error == "skip"
     assert pickle.loads(pickle.dumps(Report("skip"))).on_error == "skip"
+
+
+def test_images_measured_together_equal_each_measured_alone():
+    # columns_of_images batches images of several sizes; each image must come
+    # out as to_columns makes it alone: clipping, dropped empty shapes, other
+    # instances at their places, images without polygons.
+    def images():
+        mask = Instance("m", [1.0, 1.0, 2.0, 2.0], 4.0, {"size": [H, W], "counts": "abc"})
+        return [
+            ([PolygonEntry("a", [[0, 0, 10, 0, 10, 10]], ["s0"])], W, H),
+            ([PolygonEntry("b", [[-5, 0, 700, 0, 700, 10.5]], ["s0"]),  # clipped to 640 x 480
+              PolygonEntry("a", [[1, 1, 2, 2, 3, 3]], ["s1"]),  # collinear: dropped
+              mask,
+              PolygonEntry("c", [[0, 0, 5, 0, 5, 5], [8, 8, 9, 8, 9, 9]], ["s2", "s3"], 0.5)], W, H),
+            ([], 100, 50),
+            ([mask], 100, 50),
+            ([PolygonEntry("a", [[0, 0, 200, 0, 200, 90]], ["s0"]),  # clipped to 100 x 50
+              PolygonEntry("b", [np.array([10.0, 10, 20, 10, 20, 20])], ["s1"])], 100, 50),  # an array
+            ([PolygonEntry("d", [[300, 300, 400, 300, 400, 400]], ["s0"])], 320, 240),  # outside: dropped
+        ]
+
+    alone = []
+    for k, (entries, w, h) in enumerate(images()):
+        rep = Report("skip")
+        alone.append((to_columns(entries, w, h, f"{k}.json", rep), entries, rep.to_dict()))
+    together = [ImageEntries(e, w, h, f"{k}.json", Report("skip")) for k, (e, w, h) in enumerate(images())]
+    columns = columns_of_images(together)
+    assert len(columns) == len(alone)
+    for (cols, entries, report), batched, im in zip(alone, columns, together):
+        assert batched.instances() == cols.instances()
+        assert (batched.poly_len, batched.poly_count, batched.labels) == (cols.poly_len, cols.poly_count, cols.labels)
+        assert im.rep.to_dict() == report
+        assert [getattr(e, "label", None) for e in im.entries] == [getattr(e, "label", None) for e in entries]
+    assert [c.labels for c, _, _ in alone] == [["a"], ["b", "c"], [], [], ["a", "b"], []]
+    assert alone[1][0].bbox.tolist()[0] == [0.0, 0.0, 640.0, 10.5]
+    assert alone[4][0].bbox.tolist()[0] == [0.0, 0.0, 100.0, 50.0]
+    assert [len(r["skipped"]) for _, _, r in alone] == [0, 1, 0, 0, 0, 1]
+    assert [sum(w["count"] for w in r["warnings"]) for _, _, r in alone] == [0, 1, 0, 0, 1, 1]  # clipped, then empty
 
 
 @pytest.mark.parametrize("render", [False, True])
