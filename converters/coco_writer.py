@@ -15,7 +15,7 @@ from pathlib import Path
 
 from annot.geometry import compress_rle
 from annot.io import dumps_json, write_bytes_atomic, write_json_atomic
-from annot.model import Annotation, Dataset
+from annot.model import JSON_PREFIX, Annotation, Dataset
 from annot.options import ConvertOptions
 from annot.report import Report
 
@@ -24,19 +24,42 @@ def coco_json(ds: Dataset, report: Report | None = None) -> bytes:
     """The dataset as compact COCO JSON, byte for byte what
     ``dumps_json(coco_dict(ds))`` gives: annotations whose geometry arrived
     rendered are copied as bytes, the others go through their dicts."""
-    raw = [a.rendered_json() for a in ds.annotations]
-    if None in raw:  # each run of the others serialised at once, as dicts
-        parts = []
-        for rendered, run in groupby(zip(raw, ds.annotations), key=lambda pair: pair[0] is not None):
-            run = list(run)
-            parts += [r for r, _ in run] if rendered else [_as_dicts([a for _, a in run], report)]
-        raw = parts
+    annotations = _annotations_json(ds.annotations, report)
+    if annotations:
+        annotations[0] = annotations[0][1:]  # no comma before the first
     return b"".join([
         b'{"info":', dumps_json(ds.info),
         b',"images":', dumps_json([i.to_coco() for i in ds.images]),
-        b',"annotations":[', b",".join(raw),
+        b',"annotations":[', *annotations,
         b'],"categories":', dumps_json([c.to_coco() for c in ds.categories]), b"}",
     ])
+
+
+def _annotations_json(anns: list[Annotation], report: Report | None) -> list[bytes]:
+    """The annotations as pieces of JSON to join, each list item led by its comma."""
+    geometry = [a.rendered_geometry() for a in anns]
+    if None not in geometry:
+        return _stitched(anns, geometry)
+    parts = []  # each run of annotations without a rendering serialised at once, as dicts
+    for rendered, run in groupby(zip(geometry, anns), key=lambda pair: pair[0] is not None):
+        run = list(run)
+        if rendered:
+            parts += _stitched([a for _, a in run], [g for g, _ in run])
+        else:
+            parts.append(b"," + _as_dicts([a for _, a in run], report))
+    return parts
+
+
+_PREFIX = b"," + JSON_PREFIX
+
+
+def _stitched(anns: list[Annotation], geometry: list[bytes]) -> list[bytes]:
+    """Each annotation's ids, then its rendered geometry: pieces joined once,
+    never concatenated one by one (a third of the writer's time)."""
+    parts: list = [None] * (2 * len(anns))
+    parts[0::2] = [_PREFIX % (a.id, a.image_id, a.category_id) for a in anns]
+    parts[1::2] = geometry
+    return parts
 
 
 def _as_dicts(anns: list[Annotation], report: Report | None) -> bytes:

@@ -80,6 +80,9 @@ class _Geometry:
         setattr(ann, self.slot, value)
 
 
+JSON_PREFIX = b'{"id":%d,"image_id":%d,"category_id":%d,'  # what precedes render_geometry's bytes
+
+
 class Annotation:
     """One COCO annotation.
 
@@ -114,15 +117,18 @@ class Annotation:
     area = _Geometry()
     segmentation = _Geometry()
 
-    def rendered_json(self) -> bytes | None:
-        """The whole annotation as COCO JSON when its geometry arrived rendered
-        and nothing outside it (crowd flag, keypoints, score, extra keys) needs
-        adding; else None."""
+    def rendered_geometry(self) -> bytes | None:
+        """The geometry as it arrived rendered, when nothing outside it (crowd
+        flag, keypoints, score, extra keys) needs adding; else None."""
         if self._rendered is None or self.iscrowd or self.keypoints is not None or self.score is not None \
                 or self.extra:
             return None
-        return b'{"id":%d,"image_id":%d,"category_id":%d,' % (self.id, self.image_id, self.category_id) \
-            + self._rendered
+        return self._rendered
+
+    def rendered_json(self) -> bytes | None:
+        """The whole annotation as COCO JSON when :meth:`rendered_geometry` is not None."""
+        geometry = self.rendered_geometry()
+        return None if geometry is None else JSON_PREFIX % (self.id, self.image_id, self.category_id) + geometry
 
     _FIELDS = ("id", "image_id", "category_id", "bbox", "area", "segmentation", "iscrowd", "keypoints",
                "num_keypoints", "score", "extra")  # the constructor's order
@@ -302,7 +308,9 @@ class DatasetBuilder:
         ids, anns = self._ids, self.annotations
         first = len(anns) + 1
         added = [
-            Annotation(k, img_id, ids.get(label) or self._category(label), score=score, rendered=g)
+            # positional arguments: a third faster than keywords, 100,000 times over
+            Annotation(k, img_id, ids.get(label) or self._category(label), None, None, None, 0, None, None, score,
+                       None, g)
             for k, label, g, score in zip(count(first), labels, geometry, scores)
         ]
         anns += added

@@ -7,6 +7,7 @@ scaling) has a slower general counterpart; these tests hold them equal.
 
 from __future__ import annotations
 
+import gc
 import os
 import pickle
 from pathlib import Path
@@ -20,11 +21,18 @@ from hypothesis import strategies as st
 
 from annot.converters import labelme_reader
 from annot.converters.coco_writer import coco_dict, coco_json
-from annot.converters.columns import ImageEntries, PolygonEntry, RenderedColumns, columns_of_images, to_columns
+from annot.converters.columns import (
+    ImageEntries,
+    PolygonEntry,
+    RenderedColumns,
+    columns_of_images,
+    to_columns,
+)
 from annot.converters.discovery import find_files, load_json, read_bytes
 from annot.converters.labelstudio_reader import _scaled_points
 from annot.io import dumps_json
 from annot.model import Annotation, DatasetBuilder, ImageDraft, Instance, render_geometry
+from annot.parallel import bulk
 from annot.report import Report
 
 W, H = 640, 480
@@ -227,6 +235,21 @@ def test_rendered_geometry_is_parsed_on_use_and_dropped_when_set():
     c = Annotation(7, 2, 3, rendered=render_geometry(bbox, 539.0, seg))
     c.iscrowd = 1  # outside the rendering: the dict path writes it
     assert c.rendered_json() is None and c.to_coco()["iscrowd"] == 1 and c.to_coco()["bbox"] == bbox
+
+
+def test_bulk_pauses_collection_then_hands_what_it_built_to_the_oldest_generation():
+    assert gc.isenabled()
+    with bulk():
+        assert not gc.isenabled()
+        with bulk():  # nested: the outer block decides
+            built = [[k] for k in range(50_000)]
+        assert not gc.isenabled()
+    assert gc.isenabled() and len(built) == 50_000
+    # the new lists went straight to the oldest generation: no young
+    # collection walks them (without the hand-over they would sit in a young
+    # one after the first collection)
+    oldest = {id(o) for o in gc.get_objects(generation=2)}
+    assert id(built[0]) in oldest and id(built[-1]) in oldest
 
 
 def test_file_walk_order_hidden_files_and_symlinked_folders(tmp_path):
