@@ -10,11 +10,12 @@ results list whose ids refer to OUT.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from itertools import groupby
 from pathlib import Path
 
 from annot.geometry import compress_rle
-from annot.io import dumps_json, write_bytes_atomic, write_json_atomic
+from annot.io import dumps_json, write_chunks_atomic, write_json_atomic
 from annot.model import JSON_PREFIX, Annotation, Dataset
 from annot.options import ConvertOptions
 from annot.report import Report
@@ -24,15 +25,28 @@ def coco_json(ds: Dataset, report: Report | None = None) -> bytes:
     """The dataset as compact COCO JSON, byte for byte what
     ``dumps_json(coco_dict(ds))`` gives: annotations whose geometry arrived
     rendered are copied as bytes, the others go through their dicts."""
-    annotations = _annotations_json(ds.annotations, report)
-    if annotations:
-        annotations[0] = annotations[0][1:]  # no comma before the first
-    return b"".join([
+    return b"".join(coco_json_chunks(ds, report))
+
+
+CHUNK_ANNOTATIONS = 4096  # ~1 MB of polygon annotations per written chunk
+
+
+def coco_json_chunks(ds: Dataset, report: Report | None = None) -> Iterator[bytes]:
+    """:func:`coco_json` in pieces of about a megabyte, as :func:`write`
+    writes them: joining 30 MB at once costs more than the writes (a fresh
+    buffer's every page faulted in)."""
+    yield b"".join([
         b'{"info":', dumps_json(ds.info),
         b',"images":', dumps_json([i.to_coco() for i in ds.images]),
-        b',"annotations":[', *annotations,
-        b'],"categories":', dumps_json([c.to_coco() for c in ds.categories]), b"}",
+        b',"annotations":[',
     ])
+    parts = _annotations_json(ds.annotations, report)
+    if parts:
+        parts[0] = parts[0][1:]  # no comma before the first
+    step = 2 * CHUNK_ANNOTATIONS  # two pieces per rendered annotation
+    for k in range(0, len(parts), step):
+        yield b"".join(parts[k : k + step])
+    yield b'],"categories":' + dumps_json([c.to_coco() for c in ds.categories]) + b"}"
 
 
 def _annotations_json(anns: list[Annotation], report: Report | None) -> list[bytes]:
@@ -107,7 +121,7 @@ def predictions_path(out: Path) -> Path:
 
 
 def write(ds: Dataset, out: Path, opts: ConvertOptions, report: Report) -> list[Path]:
-    write_bytes_atomic(out, coco_json(ds, report), overwrite=opts.overwrite)
+    write_chunks_atomic(out, coco_json_chunks(ds, report), overwrite=opts.overwrite)
     written = [Path(out)]
     if ds.predictions:
         write_json_atomic(predictions_path(out), results_list(ds.predictions), overwrite=opts.overwrite)

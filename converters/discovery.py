@@ -17,13 +17,20 @@ def find_files(inputs: list[Path], suffixes: tuple[str, ...]) -> list[tuple[Path
     """``(file, root)`` pairs: files given directly (root = their folder) and
     files under given directories, recursively, sorted (root = that directory).
     ``root`` is what image paths in the output are made relative to."""
-    out: list[tuple[Path, Path]] = []
+    return [(Path(f), root) for f, root in find_file_names(inputs, suffixes)]
+
+
+def find_file_names(inputs: list[Path], suffixes: tuple[str, ...]) -> list[tuple[str, Path]]:
+    """:func:`find_files` with each file as a str: for thousands of files
+    sent to worker processes, which unpickle a str several times faster than
+    a Path (and making the Paths costs the main process as much again)."""
+    out: list[tuple[str, Path]] = []
     for inp in inputs:
         p = Path(inp)
         if p.is_dir():
-            out += [(Path(f), p) for f in sorted(_walk(str(p), suffixes), key=_path_order)]
+            out += [(f, p) for f in sorted(_walk(str(p), suffixes), key=_path_order)]
         elif p.is_file():
-            out.append((p, p.parent))
+            out.append((str(p), p.parent))
         else:
             raise AnnotError(f"{p}: no such file or directory")
     if not out:

@@ -39,7 +39,7 @@ from annot.report import Report
 from annot.values import is_side
 
 from .columns import Columns, ImageEntries, PolygonEntry, columns_of_images
-from .discovery import find_files, find_image, parse_json, read_bytes, relative_name, size_fits
+from .discovery import find_file_names, find_image, parse_json, read_bytes, relative_name, size_fits
 
 NON_INSTANCE_SHAPES = {"point", "points", "line", "linestrip"}
 
@@ -84,8 +84,7 @@ _parse_plain = msgspec.json.Decoder(_PlainFile).decode
 
 
 def read(inputs: list[Path], opts: ConvertOptions, report: Report):
-    # str paths: a worker unpickles a str several times faster than a Path
-    files = [(os.fspath(f), root) for f, root in find_files(inputs, (".json",))]
+    files = find_file_names(inputs, (".json",))
     job = partial(
         read_files,
         labels=frozenset(opts.labels) if opts.labels is not None else None,
@@ -107,7 +106,7 @@ def read(inputs: list[Path], opts: ConvertOptions, report: Report):
 Parsed = tuple[tuple[ImageDraft, Columns] | None, Report]
 
 
-def read_files(batch: list[tuple[Path, Path]], render: bool = False, **options) -> list[Parsed]:
+def read_files(batch: list[tuple[str | Path, Path]], render: bool = False, **options) -> list[Parsed]:
     """:func:`read_file` of each ``(file, root)`` in ``batch``: each file
     parsed on its own, their shapes measured together (columns_of_images)."""
     parsed: list[tuple[ImageDraft | None, ImageEntries]] = []
@@ -120,7 +119,7 @@ def read_files(batch: list[tuple[Path, Path]], render: bool = False, **options) 
     return _measured(parsed, render)
 
 
-def read_file(file_and_root: tuple[Path, Path], render: bool = False, **options) -> Parsed:
+def read_file(file_and_root: tuple[str | Path, Path], render: bool = False, **options) -> Parsed:
     """One labelme file: its image and instance columns (None when the file
     is skipped) and what it skipped and warned about. ``options``: those of
     :func:`_entries_of`."""
@@ -133,7 +132,7 @@ def _measured(parsed: list[tuple[ImageDraft | None, ImageEntries]], render: bool
 
 
 def _entries_of(
-    file_and_root: tuple[Path, Path],
+    file_and_root: tuple[str | Path, Path],
     labels: frozenset[str] | None = None,
     on_error: str = "fail",
     ignore_as_crowd: bool = False,

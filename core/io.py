@@ -6,6 +6,7 @@ import contextlib
 import os
 import shutil
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
 import orjson
@@ -36,10 +37,17 @@ def write_bytes_atomic(path: Path, data: bytes, overwrite: bool = False) -> None
     A device or pipe (``/dev/null``, ``/dev/stdout``, a FIFO) is written to
     directly: renaming over it would replace the device with a plain file.
     """
+    write_chunks_atomic(path, [data], overwrite)
+
+
+def write_chunks_atomic(path: Path, chunks: Iterable[bytes], overwrite: bool = False) -> None:
+    """:func:`write_bytes_atomic` of the chunks' concatenation, each chunk
+    written as it comes: a large output is never built whole in memory."""
     path = Path(path)
     if is_stream(path):
         with open(path, "wb") as f:
-            f.write(data)
+            for chunk in chunks:
+                f.write(chunk)
         return
     check_writable(path, overwrite)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -47,7 +55,8 @@ def write_bytes_atomic(path: Path, data: bytes, overwrite: bool = False) -> None
     try:
         os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; a normal file is what the user expects
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            for chunk in chunks:
+                f.write(chunk)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
