@@ -208,10 +208,15 @@ def _polygon_of(kind: str, flat: list[float]) -> list[float] | str:
     circle or oriented rectangle, or the reason it has none."""
     n = len(flat) // 2
     if kind == "rectangle":
-        if n != 2 and n != 4:
+        if n == 2:  # what labelme writes: two opposite corners
+            x0, y0, x1, y1 = flat
+            x0, x1 = (x0, x1) if x0 <= x1 else (x1, x0)
+            y0, y1 = (y0, y1) if y0 <= y1 else (y1, y0)
+        elif n == 4:
+            xs, ys = flat[0::2], flat[1::2]
+            x0, x1, y0, y1 = min(xs), max(xs), min(ys), max(ys)
+        else:
             return f"rectangle has {n} points, needs 2 corners"
-        xs, ys = flat[0::2], flat[1::2]
-        x0, x1, y0, y1 = min(xs), max(xs), min(ys), max(ys)
         if x1 <= x0 or y1 <= y0:
             return "rectangle has zero width or height"
         return [x0, y0, x1, y0, x1, y1, x0, y1]

@@ -20,8 +20,9 @@ import math
 from functools import partial
 from itertools import chain
 from pathlib import Path
+from typing import NamedTuple
 
-from annot.errors import UnknownName
+from annot.errors import ParseError, UnknownName
 from annot.geometry import mask_instance, rectangle_polygon, rotated_rectangle
 from annot.model import Annotation, DatasetBuilder, ImageDraft, Instance
 from annot.options import ConvertOptions
@@ -29,7 +30,7 @@ from annot.parallel import map_shared
 from annot.report import Report
 from annot.values import is_id, is_number, is_side, to_floats
 
-from .columns import Columns, PolygonEntry, to_columns
+from .columns import Columns, ImageEntries, PolygonEntry, columns_of_images, to_columns
 from .discovery import find_files, find_image, load_json, read_image_size, size_fits
 from .labelstudio_refs import file_name_of
 from .labelstudio_rle import rle_to_mask
@@ -52,7 +53,7 @@ def read(inputs: list[Path], opts: ConvertOptions, report: Report):
             report.error(path, None, f"cannot read JSON: {e}")
             continue
         tasks = doc if isinstance(doc, list) else [doc]
-        job = partial(convert_task, path=path, opts=opts)
+        job = partial(convert_tasks, path=path, opts=opts)
         for draft, columns, predictions, rep in map_shared(job, tasks, opts.jobs, "labelstudio", opts.quiet):
             report.merge(rep)
             if draft is None:
@@ -68,46 +69,87 @@ def read(inputs: list[Path], opts: ConvertOptions, report: Report):
     return builder.build()
 
 
-def convert_task(tasks: list, k: int, path: Path, opts: ConvertOptions):
+class _Task(NamedTuple):
+    """A task read up to its regions' measuring (no draft: skipped)."""
+
+    draft: ImageDraft | None
+    regions: _Regions | None
+    predictions: Columns | None
+    rep: Report
+
+
+def convert_tasks(tasks: list, start: int, stop: int, path: Path, opts: ConvertOptions) -> list[tuple]:
+    """:func:`convert_task` of ``tasks[start:stop]``: each task read on its
+    own, the regions of all of them measured together (columns_of_images)."""
+    parsed: list[_Task] = []
+    try:
+        for k in range(start, stop):
+            parsed.append(_read_task(tasks, k, path, opts))
+    except ParseError:  # under --on-error fail: a region error of an earlier task comes first
+        _measured(parsed, opts.render_json)
+        raise
+    return _measured(parsed, opts.render_json)
+
+
+def convert_task(tasks: list, k: int, path: Path, opts: ConvertOptions) -> tuple:
     """One task -> (ImageDraft | None, Columns, prediction Columns | None, Report)."""
+    return convert_tasks(tasks, k, k + 1, path, opts)[0]
+
+
+def _measured(parsed: list[_Task], render: bool) -> list[tuple]:
+    read = [t for t in parsed if t.draft is not None]
+    columns = iter(columns_of_images([t.regions.image for t in read], render))
+    out = []
+    for t in parsed:
+        if t.draft is None:
+            out.append((None, None, None, t.rep))
+            continue
+        cols = next(columns)
+        t.regions.link_keypoints(cols)
+        out.append((t.draft, cols, t.predictions, t.rep))
+    return out
+
+
+def _read_task(tasks: list, k: int, path: Path, opts: ConvertOptions) -> _Task:
     rep = Report(opts.on_error)
+    skipped = _Task(None, None, None, rep)
     task = tasks[k]
     if not isinstance(task, dict):
         rep.error(path, f"[{k}]", "task is not an object")
-        return None, None, None, rep
+        return skipped
     item = f"task {task.get('id', f'[{k}]')}"
     ref = _image_ref(task)
     if ref is None:
         rep.error(path, item, "no image reference in the task data")
-        return None, None, None, rep
+        return skipped
     if "annotations" in task or "data" in task:
         annotations = task.get("annotations") or []
         if not isinstance(annotations, list):
             rep.error(path, item, "'annotations' is not a list")
-            return None, None, None, rep
+            return skipped
         chosen = _select(annotations, opts.annotations)
         if chosen is None:
             rep.warn("task without a usable annotation skipped", f"{path}:{item}")
-            return None, None, None, rep
+            return skipped
         results = []
         for a in chosen:
             result = a.get("result") or []
             if not isinstance(result, list):
                 rep.error(path, f"{item}.annotation {a.get('id')}", "'result' is not a list")
-                return None, None, None, rep
+                return skipped
             results += result
     else:
         results = _min_results(task)
     file_name, url = file_name_of(ref, opts.keep_upload_prefix)
     size = _size(results, file_name, opts.image_root, path, item, rep)
     if size is None or not size_fits(*size, path, item, rep):
-        return None, None, None, rep
+        return skipped
     extra = {"ls_task_id": task["id"]} if is_id(task.get("id")) else {}
     if url:
         extra["coco_url"] = url
     known = frozenset(opts.labels) if opts.labels is not None else None
     draft = ImageDraft(file_name, size[0], size[1], extra=extra)
-    columns = _regions(path, item, results, size, known, rep, render=opts.render_json)
+    regions = _Regions.read(path, item, results, size, known, rep)
     predictions = None
     if opts.predictions:
         entries = []
@@ -121,7 +163,9 @@ def convert_task(tasks: list, k: int, path: Path, opts: ConvertOptions):
             pred = _regions(path, f"{item}.predictions", result, size, None, rep, default)
             entries += pred.instances()
         predictions = to_columns(entries, size[0], size[1], path, rep)
-    return draft, columns, predictions, rep
+    return _Task(draft, regions, predictions, rep)
+
+
 
 
 def _when(ann: dict):
@@ -189,77 +233,96 @@ def _size(results: list[dict], file_name: str, image_root, path, item, rep: Repo
     return read_image_size(img, path, item, rep)
 
 
-def _regions(path, item, results: list[dict], size, known, rep: Report, default_score=None,
-             render: bool = False) -> Columns:
+def _regions(path, item, results: list[dict], size, known, rep: Report, default_score=None) -> Columns:
     """Every geometry region of one annotation (or prediction) as Columns."""
-    width, height = size
-    entries: list = []
-    by_id: dict[object, object] = {}  # region id -> its entry, for keypoints
-    keypoints = []
-    for i, r in enumerate(results):
-        where = f"{item}.result[{i}]"
-        if not isinstance(r, dict):
-            rep.error(path, where, "result is not an object")
-            continue
-        kind, value = r.get("type") or "", r.get("value") or {}
-        if not isinstance(kind, str) or not isinstance(value, dict):
-            rep.error(path, where, "a result needs a string 'type' and an object 'value'")
-            continue
-        kind = kind.lower()
-        if kind in NON_GEOMETRY:
-            continue
-        if kind not in LABEL_KEYS:
-            rep.warn(f"unsupported region type {kind!r} skipped", f"{path}:{where}")
-            continue
-        names = value.get(kind)
-        if not names or not isinstance(names, list):
-            rep.error(path, where, f"region without a label ({kind} is empty)")
-            continue
-        if len(names) > 1:
-            rep.warn("region with several labels: first one used", f"{path}:{where}")
-        label = names[0]
-        if not isinstance(label, str) or not label:
-            rep.error(path, where, f"region label must be a non-empty string, found {label!r}")
-            continue
-        if kind == "keypointlabels":
-            keypoints.append((where, r, label))
-            continue
-        if known is not None and label not in known:
-            rep.error(path, where, f"label {label!r} is not in the labels file")
-            continue
-        score = r.get("score")
-        score = float(score) if is_number(score) else default_score
-        w = r.get("original_width") or width
-        h = r.get("original_height") or height
-        try:
-            entry = _geometry(kind, label, value, w, h, path, where, rep)
-        except (TypeError, ValueError, KeyError, IndexError) as e:
-            rep.error(path, where, f"bad {kind} value: {e}")
-            continue
-        if entry is None:
-            continue
-        entry.score = score
-        if isinstance(r.get("id"), (str, int)):
-            by_id.setdefault(r["id"], entry)
-        entries.append(entry)
-    columns = to_columns(entries, width, height, path, rep, render)
-    position = {id(e): k for k, e in enumerate(entries)}  # after to_columns dropped empty shapes
-    for where, r, name in keypoints:
-        parent = r.get("parentID")
-        entry = by_id.get(parent) if isinstance(parent, (str, int)) else None
-        pos = position.get(id(entry)) if entry is not None else None
-        if pos is None:
-            rep.warn("keypoint not linked to a region (no parentID) skipped", f"{path}:{where}")
-            continue
-        v = r["value"]
-        w = r.get("original_width") or width
-        h = r.get("original_height") or height
-        xy = to_floats([v.get("x"), v.get("y"), w, h])
-        if xy is None:
-            rep.error(path, where, "keypoint x and y must be numbers")
-            continue
-        columns.keypoints.setdefault(pos, {})[name] = (xy[0] * xy[2] / 100, xy[1] * xy[3] / 100)
+    regions = _Regions.read(path, item, results, size, known, rep, default_score)
+    columns = to_columns(regions.image.entries, *size, path, rep)
+    regions.link_keypoints(columns)
     return columns
+
+
+class _Regions(NamedTuple):
+    """The regions of one annotation read as entries; keypoints wait for
+    their parent regions' final places (:meth:`link_keypoints`)."""
+
+    image: ImageEntries
+    by_id: dict  # region id -> its entry, for keypoints
+    keypoints: list  # (item, result, label)
+
+    @classmethod
+    def read(cls, path, item, results: list[dict], size, known, rep: Report, default_score=None) -> _Regions:
+        width, height = size
+        entries: list = []
+        by_id: dict[object, object] = {}
+        keypoints = []
+        for i, r in enumerate(results):
+            where = f"{item}.result[{i}]"
+            if not isinstance(r, dict):
+                rep.error(path, where, "result is not an object")
+                continue
+            kind, value = r.get("type") or "", r.get("value") or {}
+            if not isinstance(kind, str) or not isinstance(value, dict):
+                rep.error(path, where, "a result needs a string 'type' and an object 'value'")
+                continue
+            kind = kind.lower()
+            if kind in NON_GEOMETRY:
+                continue
+            if kind not in LABEL_KEYS:
+                rep.warn(f"unsupported region type {kind!r} skipped", f"{path}:{where}")
+                continue
+            names = value.get(kind)
+            if not names or not isinstance(names, list):
+                rep.error(path, where, f"region without a label ({kind} is empty)")
+                continue
+            if len(names) > 1:
+                rep.warn("region with several labels: first one used", f"{path}:{where}")
+            label = names[0]
+            if not isinstance(label, str) or not label:
+                rep.error(path, where, f"region label must be a non-empty string, found {label!r}")
+                continue
+            if kind == "keypointlabels":
+                keypoints.append((where, r, label))
+                continue
+            if known is not None and label not in known:
+                rep.error(path, where, f"label {label!r} is not in the labels file")
+                continue
+            score = r.get("score")
+            score = float(score) if is_number(score) else default_score
+            w = r.get("original_width") or width
+            h = r.get("original_height") or height
+            try:
+                entry = _geometry(kind, label, value, w, h, path, where, rep)
+            except (TypeError, ValueError, KeyError, IndexError) as e:
+                rep.error(path, where, f"bad {kind} value: {e}")
+                continue
+            if entry is None:
+                continue
+            entry.score = score
+            if isinstance(r.get("id"), (str, int)):
+                by_id.setdefault(r["id"], entry)
+            entries.append(entry)
+        return cls(ImageEntries(entries, width, height, path, rep), by_id, keypoints)
+
+    def link_keypoints(self, columns: Columns) -> None:
+        """Each keypoint onto its parent region in ``columns`` (measured from
+        this image's entries, after empty regions were dropped)."""
+        im = self.image
+        position = {id(e): k for k, e in enumerate(im.entries)}
+        for where, r, name in self.keypoints:
+            parent = r.get("parentID")
+            entry = self.by_id.get(parent) if isinstance(parent, (str, int)) else None
+            pos = position.get(id(entry)) if entry is not None else None
+            if pos is None:
+                im.rep.warn("keypoint not linked to a region (no parentID) skipped", f"{im.path}:{where}")
+                continue
+            v = r["value"]
+            w = r.get("original_width") or im.width
+            h = r.get("original_height") or im.height
+            xy = to_floats([v.get("x"), v.get("y"), w, h])
+            if xy is None:
+                im.rep.error(im.path, where, "keypoint x and y must be numbers")
+                continue
+            columns.keypoints.setdefault(pos, {})[name] = (xy[0] * xy[2] / 100, xy[1] * xy[3] / 100)
 
 
 def _geometry(kind, label, value, w, h, path, where, rep: Report):

@@ -93,13 +93,15 @@ _shared = None  # what map_shared's forked workers read
 
 def _call_range(args):
     func, start, stop = args
-    return [func(_shared, i) for i in range(start, stop)]
+    return func(_shared, start, stop)
 
 
 def map_shared(
     func: Callable, shared: Sequence, jobs: int | None = None, desc: str = "", quiet: bool = False
 ) -> Iterator:
-    """``func(shared, i) for i in range(len(shared))`` over forked workers.
+    """The results of ``func(shared, start, stop)`` over consecutive ranges
+    of ``range(len(shared))``, one result per index, in order, over forked
+    workers.
 
     For one big document already in memory (a Label Studio export): forked
     workers inherit ``shared`` instead of receiving it through a pipe, and
@@ -108,19 +110,16 @@ def map_shared(
     global _shared
     n = len(shared)
     jobs = jobs or default_jobs()
+    bar = progress(None, n, desc, quiet)
     if jobs <= 1 or n < PARALLEL_MIN_ITEMS or "fork" not in mp.get_all_start_methods():
-        yield from progress((func(shared, i) for i in range(n)), n, desc, quiet)
+        yield from _counted((func(shared, a, min(a + SERIAL_BATCH, n)) for a in range(0, n, SERIAL_BATCH)), bar)
         return
     chunk = max(8, n // (jobs * 32))
     ranges = [(func, a, min(a + chunk, n)) for a in range(0, n, chunk)]
     _shared = shared
     try:
         with mp.get_context("fork").Pool(jobs, initializer=gc.disable) as pool:
-            bar = progress(None, n, desc, quiet)
-            for batch in pool.imap(_call_range, ranges):
-                bar.update(len(batch))
-                yield from batch
-            bar.close()
+            yield from _counted(pool.imap(_call_range, ranges), bar)
     finally:
         _shared = None
 

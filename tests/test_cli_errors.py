@@ -60,6 +60,25 @@ def test_first_error_in_file_order_wins_across_stages(annot, tmp_path, jobs):
     assert res.err.strip() == f"annot: error: {d / '0100.json'}:shape[0]: shape covers no pixel inside the image"
 
 
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_first_error_in_task_order_wins_across_stages(annot, tmp_path, jobs):
+    # The same for Label Studio tasks, read in batches of an export.
+    def task(k, points):
+        region = {"type": "polygonlabels", "from_name": "label", "to_name": "image", "original_width": 100,
+                  "original_height": 80, "value": {"points": points, "polygonlabels": ["a"]}}
+        return {"id": k, "data": {"image": f"/data/upload/1/0123abcd-{k}.jpg"},
+                "annotations": [{"id": k, "result": [region]}]}
+
+    tasks = [task(k, [[10, 10], [50, 10], [50, 50]]) for k in range(260)]
+    tasks[100] = task(100, [[10, 10], [20, 20], [30, 30]])  # collinear: no pixel
+    tasks[101] = "not a task"
+    export = tmp_path / "export.json"
+    export.write_text(json.dumps(tasks))
+    res = annot("convert", "labelstudio", "coco", export, "-o", tmp_path / "o.json", "-j", jobs)
+    assert res.code == 2
+    assert res.err.strip() == f"annot: error: {export}:task 100.result[0]: shape covers no pixel inside the image"
+
+
 def test_group_id_that_is_not_a_number_is_one_line(annot, tmp_path):
     _good(tmp_path / "g.json")
     doc = json.loads((tmp_path / "g.json").read_text())
