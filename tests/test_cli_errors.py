@@ -167,3 +167,29 @@ def test_parallel_matches_serial_and_progress_is_silent_off_tty(annot, tmp_path)
     assert annot("convert", "labelme", "labelstudio", d, "-o", ls_a, "-j", "2", "-q").code == 0
     assert annot("convert", "labelme", "labelstudio", d, "-o", ls_b, "-j", "1", "-q").code == 0
     assert ls_a.read_bytes() == ls_b.read_bytes()
+
+
+def test_console_script_exits_promptly_with_everything_written(tmp_path):
+    # The installed `annot` ends with os._exit after flushing its output and
+    # running atexit handlers: the file, the summary on stdout, an error on
+    # stderr and the exit status must all come through, also into pipes.
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(sys.executable).with_name("annot")
+    d = _project(tmp_path)
+    (d / "1.json").unlink()  # the other two files are valid
+    (d / "2.json").unlink()
+    out = tmp_path / "o.json"
+    ok = subprocess.run([script, "convert", "labelme", "coco", d, "-o", out], capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+    assert "total" in ok.stdout and "Traceback" not in ok.stderr
+    assert len(load(out)["annotations"]) == 1
+    bad = subprocess.run([script, "convert", "labelme", "coco", tmp_path / "missing", "-o", tmp_path / "p.json"],
+                         capture_output=True, text=True)
+    assert (bad.returncode, bad.stderr.strip()) == (2, f"annot: error: {tmp_path / 'missing'}: no such file or directory")
+    hook = ("import atexit, sys; atexit.register(lambda: print('atexit ran', flush=True)); "
+            "sys.argv = ['annot', 'formats']; from annot.cli import entry; entry()")
+    ran = subprocess.run([sys.executable, "-c", hook], capture_output=True, text=True)
+    assert ran.returncode == 0 and "coco" in ran.stdout and ran.stdout.rstrip().endswith("atexit ran")
