@@ -166,8 +166,6 @@ def _read_task(tasks: list, k: int, path: Path, opts: ConvertOptions) -> _Task:
     return _Task(draft, regions, predictions, rep)
 
 
-
-
 def _when(ann: dict):
     """Sort key of an annotation: its ISO time stamp, then its id."""
     stamp, ann_id = ann.get("updated_at") or ann.get("created_at"), ann.get("id")
@@ -246,14 +244,13 @@ class _Regions(NamedTuple):
     their parent regions' final places (:meth:`link_keypoints`)."""
 
     image: ImageEntries
-    by_id: dict  # region id -> its entry, for keypoints
-    keypoints: list  # (item, result, label)
+    keypoints: list  # (item, parent region's entry or None, name, (x, y) px)
 
     @classmethod
     def read(cls, path, item, results: list[dict], size, known, rep: Report, default_score=None) -> _Regions:
         width, height = size
         entries: list = []
-        by_id: dict[object, object] = {}
+        by_id: dict[object, object] = {}  # region id -> its entry, for keypoints
         keypoints = []
         for i, r in enumerate(results):
             where = f"{item}.result[{i}]"
@@ -301,28 +298,34 @@ class _Regions(NamedTuple):
             if isinstance(r.get("id"), (str, int)):
                 by_id.setdefault(r["id"], entry)
             entries.append(entry)
-        return cls(ImageEntries(entries, width, height, path, rep), by_id, keypoints)
+        linked = []  # (item, parent entry or None, name, (x, y) in pixels or None)
+        for where, r, name in keypoints:
+            parent = r.get("parentID")
+            entry = by_id.get(parent) if isinstance(parent, (str, int)) else None
+            xy = None
+            if entry is not None:
+                w = r.get("original_width") or width
+                h = r.get("original_height") or height
+                xy = to_floats([r["value"].get("x"), r["value"].get("y"), w, h])
+                if xy is None:
+                    rep.error(path, where, "keypoint x and y must be numbers")
+                    continue
+                xy = (xy[0] * xy[2] / 100, xy[1] * xy[3] / 100)
+            linked.append((where, entry, name, xy))
+        return cls(ImageEntries(entries, width, height, path, rep), linked)
 
     def link_keypoints(self, columns: Columns) -> None:
         """Each keypoint onto its parent region in ``columns`` (measured from
-        this image's entries, after empty regions were dropped)."""
+        this image's entries, after empty regions were dropped). Only warns:
+        keypoint errors are raised while reading, in task order."""
         im = self.image
         position = {id(e): k for k, e in enumerate(im.entries)}
-        for where, r, name in self.keypoints:
-            parent = r.get("parentID")
-            entry = self.by_id.get(parent) if isinstance(parent, (str, int)) else None
+        for where, entry, name, xy in self.keypoints:
             pos = position.get(id(entry)) if entry is not None else None
             if pos is None:
                 im.rep.warn("keypoint not linked to a region (no parentID) skipped", f"{im.path}:{where}")
                 continue
-            v = r["value"]
-            w = r.get("original_width") or im.width
-            h = r.get("original_height") or im.height
-            xy = to_floats([v.get("x"), v.get("y"), w, h])
-            if xy is None:
-                im.rep.error(im.path, where, "keypoint x and y must be numbers")
-                continue
-            columns.keypoints.setdefault(pos, {})[name] = (xy[0] * xy[2] / 100, xy[1] * xy[3] / 100)
+            columns.keypoints.setdefault(pos, {})[name] = xy
 
 
 def _geometry(kind, label, value, w, h, path, where, rep: Report):

@@ -77,6 +77,18 @@ def test_first_error_in_task_order_wins_across_stages(annot, tmp_path, jobs):
     res = annot("convert", "labelstudio", "coco", export, "-o", tmp_path / "o.json", "-j", jobs)
     assert res.code == 2
     assert res.err.strip() == f"annot: error: {export}:task 100.result[0]: shape covers no pixel inside the image"
+    # a keypoint error (found while reading) before a later task's empty shape (found while measuring)
+    tasks[100] = task(100, [[10, 10], [50, 10], [50, 50]])
+    region = tasks[100]["annotations"][0]["result"][0]
+    region["id"] = "r1"
+    tasks[100]["annotations"][0]["result"].append(
+        {"type": "keypointlabels", "from_name": "kp", "to_name": "image", "parentID": "r1", "original_width": 100,
+         "original_height": 80, "value": {"x": "oops", "y": 5, "keypointlabels": ["nose"]}})
+    tasks[101] = task(101, [[10, 10], [20, 20], [30, 30]])
+    export.write_text(json.dumps(tasks))
+    res = annot("convert", "labelstudio", "coco", export, "-o", tmp_path / "o.json", "-j", jobs)
+    assert res.code == 2
+    assert res.err.strip() == f"annot: error: {export}:task 100.result[1]: keypoint x and y must be numbers"
 
 
 def test_group_id_that_is_not_a_number_is_one_line(annot, tmp_path):
