@@ -10,6 +10,7 @@ from __future__ import annotations
 import gc
 import os
 import pickle
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +33,7 @@ from annot.converters.discovery import find_files, load_json, read_bytes
 from annot.converters.labelstudio_reader import _scaled_points
 from annot.io import dumps_json
 from annot.model import Annotation, DatasetBuilder, ImageDraft, Instance, render_geometry
-from annot.parallel import bulk
+from annot.parallel import bulk, map_batches
 from annot.report import Report
 
 W, H = 640, 480
@@ -250,6 +251,25 @@ def test_bulk_pauses_collection_then_hands_what_it_built_to_the_oldest_generatio
     # one after the first collection)
     oldest = {id(o) for o in gc.get_objects(generation=2)}
     assert id(built[0]) in oldest and id(built[-1]) in oldest
+
+
+def _doubled(batch):
+    return [2 * k for k in batch]
+
+
+def _fails_at_250(batch):
+    if 250 in batch:
+        raise ValueError("item 250")
+    return list(batch)
+
+
+def test_worker_results_travel_through_temp_files_removed_after_use(tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    assert list(map_batches(_doubled, list(range(300)), jobs=2)) == [2 * k for k in range(300)]
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(ValueError, match="item 250"):
+        list(map_batches(_fails_at_250, list(range(300)), jobs=2))
+    assert list(tmp_path.iterdir()) == []  # also after a worker failed
 
 
 def test_file_walk_order_hidden_files_and_symlinked_folders(tmp_path):
