@@ -31,7 +31,14 @@ from annot.report import Report
 from annot.values import is_id, is_number, is_side, to_floats
 
 from .columns import Columns, ImageEntries, PolygonEntry, columns_of_images, to_columns
-from .discovery import find_files, find_image, load_json, read_image_size, size_fits
+from .discovery import (
+    find_files,
+    find_image,
+    load_json_items,
+    parse_item,
+    read_image_size,
+    size_fits,
+)
 from .labelstudio_refs import file_name_of
 from .labelstudio_rle import rle_to_mask
 
@@ -48,7 +55,7 @@ def read(inputs: list[Path], opts: ConvertOptions, report: Report):
     keypoints = _Keypoints()
     for path, _root in find_files(inputs, (".json",)):
         try:
-            doc = load_json(path)
+            doc = load_json_items(path)  # tasks parsed by the workers
         except (OSError, ValueError) as e:
             report.error(path, None, f"cannot read JSON: {e}")
             continue
@@ -113,7 +120,11 @@ def _measured(parsed: list[_Task], render: bool) -> list[tuple]:
 def _read_task(tasks: list, k: int, path: Path, opts: ConvertOptions) -> _Task:
     rep = Report(opts.on_error)
     skipped = _Task(None, None, None, rep)
-    task = tasks[k]
+    try:
+        task = parse_item(tasks[k])
+    except ValueError as e:  # valid syntax that orjson still refuses, such as 1e400
+        rep.error(path, f"[{k}]", f"cannot read JSON: {e}")
+        return skipped
     if not isinstance(task, dict):
         rep.error(path, f"[{k}]", "task is not an object")
         return skipped

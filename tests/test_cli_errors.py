@@ -91,6 +91,26 @@ def test_first_error_in_task_order_wins_across_stages(annot, tmp_path, jobs):
     assert res.err.strip() == f"annot: error: {export}:task 100.result[1]: keypoint x and y must be numbers"
 
 
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_a_task_that_only_its_own_parse_refuses_is_named(annot, tmp_path, jobs):
+    # The export is split into tasks in the main process (syntax checked) and
+    # each task parsed by a worker: 1e400 is valid syntax that orjson refuses.
+    tasks = [{"id": k, "data": {"image": f"{k}.jpg", "n": "BIG" if k == 150 else k},
+              "annotations": [{"id": k, "result": [{
+                  "type": "rectanglelabels", "from_name": "label", "to_name": "image", "original_width": 100,
+                  "original_height": 80, "value": {"x": 10, "y": 10, "width": 20, "height": 20,
+                                                   "rectanglelabels": ["a"]}}]}]} for k in range(260)]
+    export = tmp_path / "export.json"
+    export.write_text(json.dumps(tasks).replace('"BIG"', "1e400"))
+    res = annot("convert", "labelstudio", "coco", export, "-o", tmp_path / "o.json", "-j", jobs)
+    assert res.code == 2 and not (tmp_path / "o.json").exists()
+    assert res.err.strip().startswith(f"annot: error: {export}:[150]: cannot read JSON: number is infinity")
+    res = annot("convert", "labelstudio", "coco", export, "-o", tmp_path / "o.json", "-j", jobs, "--on-error", "skip")
+    assert res.code == 0
+    images = load(tmp_path / "o.json")["images"]
+    assert len(images) == 259 and "150.jpg" not in {im["file_name"] for im in images}
+
+
 def test_group_id_that_is_not_a_number_is_one_line(annot, tmp_path):
     _good(tmp_path / "g.json")
     doc = json.loads((tmp_path / "g.json").read_text())

@@ -8,6 +8,7 @@ scaling) has a slower general counterpart; these tests hold them equal.
 from __future__ import annotations
 
 import gc
+import json
 import os
 import pickle
 import tempfile
@@ -270,6 +271,26 @@ def test_worker_results_travel_through_temp_files_removed_after_use(tmp_path, mo
     with pytest.raises(ValueError, match="item 250"):
         list(map_batches(_fails_at_250, list(range(300)), jobs=2))
     assert list(tmp_path.iterdir()) == []  # also after a worker failed
+
+
+def test_json_lists_split_into_raw_items_parsed_later(tmp_path):
+    import msgspec
+
+    from annot.converters.discovery import load_json_items, parse_item
+
+    items = [{"id": 1, "t": "\u4e2d"}, [1, 2.5], "x", None]
+    path = tmp_path / "list.json"
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps(items, ensure_ascii=False).encode())
+    raw = load_json_items(path)
+    assert all(isinstance(r, msgspec.Raw) for r in raw)
+    assert [parse_item(r) for r in raw] == items
+    path.write_text('{"id": 1}')  # not a list: parsed whole, as load_json does
+    assert load_json_items(path) == {"id": 1}
+    path.write_bytes(json.dumps(items, ensure_ascii=False).encode("gb18030"))  # not UTF-8: the GB18030 fallback
+    assert [parse_item(r) for r in load_json_items(path)] == items
+    path.write_text('[{"id": 1},')
+    with pytest.raises(ValueError, match="line 1 column 12"):  # orjson's message, with its position
+        load_json_items(path)
 
 
 def test_file_walk_order_hidden_files_and_symlinked_folders(tmp_path):
