@@ -305,10 +305,15 @@ def test_file_walk_order_hidden_files_and_symlinked_folders(tmp_path):
                      and "link" not in p.parts]
 
 
-@given(pts=st.lists(st.tuples(st.floats(0, 100), st.floats(0, 100)).map(list), min_size=1, max_size=20),
+_coordinate = st.one_of(st.floats(0, 100), st.integers(0, 100), st.floats(0, 100).map(repr))
+
+
+@given(pts=st.lists(st.lists(_coordinate, min_size=2, max_size=3), min_size=1, max_size=20),
        sx=st.floats(0.01, 100), sy=st.floats(0.01, 100))
 def test_labelstudio_polygon_scaling(pts, sx, sy):
-    assert _scaled_points(pts, sx, sy) == [v for x, y in pts for v in (x * sx, y * sy)]
+    # plain [x, y] pairs take the fast path; extra values or numeric strings the general one
+    expected = [v for p in pts for v in (float(p[0]) * sx, float(p[1]) * sy)]
+    assert _scaled_points(pts, sx, sy) == expected
 
 
 def test_labelstudio_points_with_extra_values_keep_x_y():
