@@ -260,7 +260,7 @@ class _Regions(NamedTuple):
     def read(cls, path, item, results: list[dict], size, known, rep: Report, default_score=None) -> _Regions:
         width, height = size
         entries: list = []
-        by_id: dict[object, object] = {}  # region id -> its entry, for keypoints
+        regions: list = []  # the result each entry came from, for keypoints' parentID
         keypoints = []
         for i, r in enumerate(results):
             where = f"{item}.result[{i}]"
@@ -294,7 +294,7 @@ class _Regions(NamedTuple):
                 rep.error(path, where, f"label {label!r} is not in the labels file")
                 continue
             score = r.get("score")
-            score = float(score) if is_number(score) else default_score
+            score = default_score if score is None or not is_number(score) else float(score)
             w = r.get("original_width") or width
             h = r.get("original_height") or height
             try:
@@ -305,9 +305,14 @@ class _Regions(NamedTuple):
             if entry is None:
                 continue
             entry.score = score
+            entries.append(entry)
+            regions.append(r)
+        if not keypoints:
+            return cls(ImageEntries(entries, width, height, path, rep), [])
+        by_id: dict[object, object] = {}  # region id -> its entry
+        for r, entry in zip(regions, entries):
             if isinstance(r.get("id"), (str, int)):
                 by_id.setdefault(r["id"], entry)
-            entries.append(entry)
         linked = []  # (item, parent entry or None, name, (x, y) in pixels or None)
         for where, r, name in keypoints:
             parent = r.get("parentID")
