@@ -16,25 +16,19 @@ from pathlib import Path
 
 from annot.geometry import compress_rle
 from annot.io import dumps_json, write_chunks_atomic, write_json_atomic
-from annot.model import JSON_PREFIX, Annotation, Dataset
+from annot.model import Annotation, Dataset
 from annot.options import ConvertOptions
 from annot.report import Report
-
-
-def coco_json(ds: Dataset, report: Report | None = None) -> bytes:
-    """The dataset as compact COCO JSON, byte for byte what
-    ``dumps_json(coco_dict(ds))`` gives: annotations whose geometry arrived
-    rendered are copied as bytes, the others go through their dicts."""
-    return b"".join(coco_json_chunks(ds, report))
-
 
 CHUNK_ANNOTATIONS = 4096  # ~1 MB of polygon annotations per written chunk
 
 
 def coco_json_chunks(ds: Dataset, report: Report | None = None) -> Iterator[bytes]:
-    """:func:`coco_json` in pieces of about a megabyte, as :func:`write`
-    writes them: joining 30 MB at once costs more than the writes (a fresh
-    buffer's every page faulted in)."""
+    """The dataset as compact COCO JSON in pieces of about a megabyte, as
+    :func:`write` writes them (joining 30 MB at once costs more than the
+    writes: a fresh buffer's every page faulted in). Joined, byte for byte
+    what ``dumps_json(coco_dict(ds))`` gives: annotations whose geometry
+    arrived rendered are copied as bytes, the others go through their dicts."""
     yield b"".join([
         b'{"info":', dumps_json(ds.info),
         b',"images":', dumps_json([i.to_coco() for i in ds.images]),
@@ -64,7 +58,7 @@ def _annotations_json(anns: list[Annotation], report: Report | None) -> list[byt
     return parts
 
 
-_PREFIX = b"," + JSON_PREFIX
+_PREFIX = b',{"id":%d,"image_id":%d,"category_id":%d,'  # what precedes render_geometry's bytes
 
 
 def _stitched(anns: list[Annotation], geometry: list[bytes]) -> list[bytes]:

@@ -12,6 +12,7 @@ pickle in microseconds where lists of floats would cost more than parsing.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from itertools import accumulate, chain, groupby
 from typing import NamedTuple
@@ -19,6 +20,7 @@ from typing import NamedTuple
 import numpy as np
 import orjson
 
+from annot.errors import ParseError
 from annot.geometry import polygon_areas
 from annot.model import (
     IGNORE_LABEL,
@@ -157,6 +159,24 @@ class ImageEntries(NamedTuple):
 def to_columns(entries: list, width: int, height: int, path, rep: Report, render: bool = False) -> Columns:
     """Columns of one image's ``entries``: :func:`columns_of_images` of one image."""
     return columns_of_images([ImageEntries(entries, width, height, path, rep)], render)[0]
+
+
+def read_then_measure(items: Iterable, read_one: Callable, measure: Callable[[list], list]) -> list:
+    """``measure([read_one(x) for x in items])``: each item (a file, a task)
+    read on its own, then all of them measured together.
+
+    Reading raises ParseError at an item's first error under ``--on-error
+    fail``; measuring finds shapes covering no pixel, also errors. So that
+    the first error in input order wins, the items read before a failing one
+    are measured first: an error of theirs is raised instead."""
+    parsed: list = []
+    try:
+        for x in items:
+            parsed.append(read_one(x))
+    except ParseError:
+        measure(parsed)
+        raise
+    return measure(parsed)
 
 
 def columns_of_images(images: list[ImageEntries], render: bool = False) -> list[Columns]:

@@ -29,7 +29,6 @@ from typing import Any, NamedTuple
 import msgspec
 import numpy as np
 
-from annot.errors import ParseError
 from annot.geometry import circle_polygon, mask_instance, segmentation_to_mask
 from annot.images import IMAGE_SUFFIXES, embedded_image, image_size
 from annot.model import IGNORE_LABEL, DatasetBuilder, ImageDraft, Instance
@@ -38,7 +37,7 @@ from annot.parallel import map_batches
 from annot.report import Report
 from annot.values import is_side
 
-from .columns import Columns, ImageEntries, PolygonEntry, columns_of_images
+from .columns import Columns, ImageEntries, PolygonEntry, columns_of_images, read_then_measure
 from .discovery import find_file_names, find_image, parse_json, read_bytes, relative_name, size_fits
 
 NON_INSTANCE_SHAPES = {"point", "points", "line", "linestrip"}
@@ -107,23 +106,11 @@ Parsed = tuple[tuple[ImageDraft, Columns] | None, Report]
 
 
 def read_files(batch: list[tuple[str | Path, Path]], render: bool = False, **options) -> list[Parsed]:
-    """:func:`read_file` of each ``(file, root)`` in ``batch``: each file
-    parsed on its own, their shapes measured together (columns_of_images)."""
-    parsed: list[tuple[ImageDraft | None, ImageEntries]] = []
-    try:
-        for file_and_root in batch:
-            parsed.append(_entries_of(file_and_root, **options))
-    except ParseError:  # under --on-error fail: a shape error of an earlier file comes first
-        _measured(parsed, render)
-        raise
-    return _measured(parsed, render)
-
-
-def read_file(file_and_root: tuple[str | Path, Path], render: bool = False, **options) -> Parsed:
-    """One labelme file: its image and instance columns (None when the file
-    is skipped) and what it skipped and warned about. ``options``: those of
-    :func:`_entries_of`."""
-    return read_files([file_and_root], render, **options)[0]
+    """One result per ``(file, root)`` in ``batch``: the file's image and
+    instance columns (None when the file is skipped) and its Report. Each
+    file is parsed on its own, their shapes measured together
+    (columns_of_images). ``options``: those of :func:`_entries_of`."""
+    return read_then_measure(batch, partial(_entries_of, **options), partial(_measured, render=render))
 
 
 def _measured(parsed: list[tuple[ImageDraft | None, ImageEntries]], render: bool) -> list[Parsed]:

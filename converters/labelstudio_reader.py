@@ -21,7 +21,7 @@ from functools import partial
 from pathlib import Path
 from typing import NamedTuple
 
-from annot.errors import ParseError, UnknownName
+from annot.errors import UnknownName
 from annot.geometry import mask_instance, rectangle_polygon, rotated_rectangle
 from annot.model import Annotation, DatasetBuilder, ImageDraft, Instance
 from annot.options import ConvertOptions
@@ -29,7 +29,14 @@ from annot.parallel import map_shared
 from annot.report import Report
 from annot.values import is_id, is_number, is_side, to_floats
 
-from .columns import Columns, ImageEntries, PolygonEntry, columns_of_images, to_columns
+from .columns import (
+    Columns,
+    ImageEntries,
+    PolygonEntry,
+    columns_of_images,
+    read_then_measure,
+    to_columns,
+)
 from .discovery import (
     find_files,
     find_image,
@@ -85,21 +92,11 @@ class _Task(NamedTuple):
 
 
 def convert_tasks(tasks: list, start: int, stop: int, path: Path, opts: ConvertOptions) -> list[tuple]:
-    """:func:`convert_task` of ``tasks[start:stop]``: each task read on its
+    """One result per task of ``tasks[start:stop]``: (ImageDraft | None,
+    Columns, prediction Columns | None, Report). Each task is read on its
     own, the regions of all of them measured together (columns_of_images)."""
-    parsed: list[_Task] = []
-    try:
-        for k in range(start, stop):
-            parsed.append(_read_task(tasks, k, path, opts))
-    except ParseError:  # under --on-error fail: a region error of an earlier task comes first
-        _measured(parsed, opts.render_json)
-        raise
-    return _measured(parsed, opts.render_json)
-
-
-def convert_task(tasks: list, k: int, path: Path, opts: ConvertOptions) -> tuple:
-    """One task -> (ImageDraft | None, Columns, prediction Columns | None, Report)."""
-    return convert_tasks(tasks, k, k + 1, path, opts)[0]
+    read_one = partial(_read_task, tasks, path=path, opts=opts)
+    return read_then_measure(range(start, stop), read_one, partial(_measured, render=opts.render_json))
 
 
 def _measured(parsed: list[_Task], render: bool) -> list[tuple]:

@@ -22,7 +22,7 @@ class Format:
     writer: str | None = None
     output: str = "file"  # file | dir
     options: frozenset[str] = field(default_factory=frozenset)  # convert options it reads
-    # The writer copies Annotation.rendered_json(): readers then send plain
+    # The writer copies Annotation.rendered_geometry(): readers then send plain
     # polygon annotations from their workers as rendered COCO JSON. Any other
     # writer reads the fields, and parsing the JSON back would cost more than
     # it saved.

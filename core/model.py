@@ -80,9 +80,6 @@ class _Geometry:
         setattr(ann, self.slot, value)
 
 
-JSON_PREFIX = b'{"id":%d,"image_id":%d,"category_id":%d,'  # what precedes render_geometry's bytes
-
-
 class Annotation:
     """One COCO annotation.
 
@@ -124,11 +121,6 @@ class Annotation:
                 or self.extra:
             return None
         return self._rendered
-
-    def rendered_json(self) -> bytes | None:
-        """The whole annotation as COCO JSON when :meth:`rendered_geometry` is not None."""
-        geometry = self.rendered_geometry()
-        return None if geometry is None else JSON_PREFIX % (self.id, self.image_id, self.category_id) + geometry
 
     _FIELDS = ("id", "image_id", "category_id", "bbox", "area", "segmentation", "iscrowd", "keypoints",
                "num_keypoints", "score", "extra")  # the constructor's order

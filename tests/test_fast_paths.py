@@ -21,8 +21,8 @@ from conftest import LABELME, SAMPLES
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from annot.converters import labelme_reader
-from annot.converters.coco_writer import coco_dict, coco_json
+from annot.converters import coco_writer, labelme_reader
+from annot.converters.coco_writer import coco_dict, coco_json_chunks
 from annot.converters.columns import (
     ImageEntries,
     PolygonEntry,
@@ -189,8 +189,8 @@ def test_polygons_straight_to_annotations_equal_the_instance_path(render):
     back.add_to(shipped, ImageDraft("x.jpg", W, H, extra={"k": 1}))
     slow.add(ImageDraft("x.jpg", W, H, cols.instances(), {"k": 1}))
     # a score is never rendered; without render nothing is
-    assert [a.rendered_json() is not None for a in fast.annotations] == [False, False, render]
-    assert [a.rendered_json() is not None for a in shipped.annotations] == [False, False, render]
+    assert [a.rendered_geometry() is not None for a in fast.annotations] == [False, False, render]
+    assert [a.rendered_geometry() is not None for a in shipped.annotations] == [False, False, render]
     assert fast.build().to_coco() == shipped.build().to_coco() == slow.build().to_coco()
     assert [a.score for a in fast.annotations] == [None, 0.9, None]
 
@@ -212,11 +212,15 @@ def mixed_dataset():
     return b.build({"description": "t"})
 
 
-def test_coco_json_is_the_dict_path_byte_for_byte():
+@pytest.mark.parametrize("chunk", [4096, 1])
+def test_coco_json_chunks_are_the_dict_path_byte_for_byte(chunk, monkeypatch):
+    monkeypatch.setattr(coco_writer, "CHUNK_ANNOTATIONS", chunk)  # 1: pieces cut between every two parts
     ds = mixed_dataset()
-    assert [a.rendered_json() is not None for a in ds.annotations] == [False, True, False, False, False, False, True]
+    assert [a.rendered_geometry() is not None for a in ds.annotations] == [False, True, False, False, False, False, True]
     report, dict_report = Report(), Report()
-    fast = coco_json(ds, report)
+    chunks = list(coco_json_chunks(ds, report))
+    assert len(chunks) == (3 if chunk > 7 else 5)  # head, annotations (6 pieces: 1 or 3 chunks), categories
+    fast = b"".join(chunks)
     assert fast == dumps_json(coco_dict(mixed_dataset(), dict_report))
     assert report.to_dict() == dict_report.to_dict() and report.warnings["polygons with fewer than 3 points dropped"]
     out = orjson.loads(fast)
@@ -228,15 +232,15 @@ def test_rendered_geometry_is_parsed_on_use_and_dropped_when_set():
     bbox, seg = [1.5, 2.0, 38.5, 28.0], [[1.5, 2.0, 40.0, 2.0, 40.0, 30.0]]
     a = Annotation(7, 2, 3, rendered=render_geometry(bbox, 539.0, seg))
     plain = Annotation(7, 2, 3, bbox, 539.0, seg)
-    assert a.rendered_json() == orjson.dumps(plain.to_coco())
+    assert b'{"id":7,"image_id":2,"category_id":3,' + a.rendered_geometry() == orjson.dumps(plain.to_coco())
     assert pickle.loads(pickle.dumps(a)) == a == plain  # comparing parses the geometry
-    assert a.rendered_json() is None  # parsed: written from the fields from now on
+    assert a.rendered_geometry() is None  # parsed: written from the fields from now on
     b = Annotation(7, 2, 3, rendered=render_geometry(bbox, 539.0, seg))
     b.area = 1.0
-    assert (b.bbox, b.area, b.segmentation) == (bbox, 1.0, seg) and b.rendered_json() is None
+    assert (b.bbox, b.area, b.segmentation) == (bbox, 1.0, seg) and b.rendered_geometry() is None
     c = Annotation(7, 2, 3, rendered=render_geometry(bbox, 539.0, seg))
     c.iscrowd = 1  # outside the rendering: the dict path writes it
-    assert c.rendered_json() is None and c.to_coco()["iscrowd"] == 1 and c.to_coco()["bbox"] == bbox
+    assert c.rendered_geometry() is None and c.to_coco()["iscrowd"] == 1 and c.to_coco()["bbox"] == bbox
 
 
 def test_bulk_pauses_collection_then_hands_what_it_built_to_the_oldest_generation():
@@ -266,7 +270,11 @@ def _fails_at_250(batch):
 
 def test_worker_results_travel_through_temp_files_removed_after_use(tmp_path, monkeypatch):
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    assert list(map_batches(_doubled, list(range(300)), jobs=2)) == [2 * k for k in range(300)]
+    results = map_batches(_doubled, list(range(300)), jobs=2)
+    assert next(results) == 0
+    spill = list(tmp_path.iterdir())  # while the workers run: their folder, each read result already deleted
+    assert [p.name.startswith("annot-") and p.is_dir() for p in spill] == [True]
+    assert [*results] == [2 * k for k in range(1, 300)]
     assert list(tmp_path.iterdir()) == []
     with pytest.raises(ValueError, match="item 250"):
         list(map_batches(_fails_at_250, list(range(300)), jobs=2))
