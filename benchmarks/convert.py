@@ -12,7 +12,11 @@ and as one Label Studio export, then times, in one run:
 * ``annot convert labelme coco`` (a subprocess: start-up, all cores, output written);
 * ``annot convert labelstudio coco`` (same);
 * ``label_studio_sdk.converter.Converter.convert_to_coco`` on the same export
-  (in-process, its import not counted).
+  (in-process, its import not counted);
+* the Label Studio floor (``benchmarks/labelstudio_floor.py``, a subprocess
+  like annot): annot's split and workers doing only the parse, percent to
+  pixels and pycocotools areas, writing nothing: what no converter giving
+  pycocotools areas can skip.
 
 Prints files/s and shapes/s for each and the ratios, then runs ``annot
 validate`` on both annot outputs (exit 1 when either is invalid). Not a test: figures
@@ -89,6 +93,13 @@ def annot_cli(*args: str) -> float:
     return time.perf_counter() - t
 
 
+def floor(export: Path, jobs: int | None) -> float:
+    t = time.perf_counter()
+    subprocess.run([sys.executable, str(Path(__file__).with_name("labelstudio_floor.py")), str(export),
+                    *(["--jobs", str(jobs)] if jobs else [])], check=True)
+    return time.perf_counter() - t
+
+
 def sdk(export: Path, out: Path) -> float:
     from label_studio_sdk.converter import Converter
 
@@ -134,10 +145,14 @@ def main() -> int:
     rows.append(("baseline: bare labelme loop, every shape, 1 process", args.files, shapes, t_base))
     t_lm = median(lambda: annot_cli("convert", "labelme", "coco", str(lm_dir), "-o", str(work / "labelme.coco.json"), *jobs))
     rows.append(("annot convert labelme coco", args.files, shapes, t_lm))
-    t_ls = median(lambda: annot_cli("convert", "labelstudio", "coco", str(ls_file), "-o", str(work / "ls.coco.json"), *jobs))
+    # the three Label Studio runs interleaved, so that the machine's drift
+    # over minutes does not land on one side of their ratios
+    ls_runs = [(annot_cli("convert", "labelstudio", "coco", str(ls_file), "-o", str(work / "ls.coco.json"), *jobs),
+                run_sdk(), floor(ls_file, args.jobs)) for _ in range(args.repeat)]
+    t_ls, t_sdk, t_floor = (statistics.median(col) for col in zip(*ls_runs))
     rows.append(("annot convert labelstudio coco", args.files, regions, t_ls))
-    t_sdk = median(run_sdk)
     rows.append(("label_studio_sdk Converter (COCO)", args.files, regions, t_sdk))
+    rows.append(("floor: Label Studio parse + pycocotools areas only", args.files, regions, t_floor))
 
     table = Table(title=f"annot convert benchmark (median of {args.repeat})")
     for col in ("run", "files", "shapes", "seconds", "files/s", "shapes/s"):
@@ -148,6 +163,8 @@ def main() -> int:
     console.print(f"labelme: annot / baseline = {t_base / t_lm:.2f}x")
     console.print(f"Label Studio: annot / SDK = {t_sdk / t_ls:.2f}x "
                   "(the SDK shears rotated boxes and skips brush masks; annot converts both)")
+    console.print(f"Label Studio floor: SDK / floor = {t_sdk / t_floor:.2f}x; "
+                  f"annot takes {t_ls / t_floor:.2f}x the floor's time")
     if args.writers:
         coco = str(work / "labelme.coco.json")
         n_anns = len(json.loads(Path(coco).read_text())["annotations"])
