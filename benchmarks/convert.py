@@ -18,6 +18,10 @@ and as one Label Studio export, then times, in one run:
   pixels and pycocotools areas, writing nothing: what no converter giving
   pycocotools areas can skip.
 
+Runs that are compared are interleaved (the baseline with annot labelme;
+annot Label Studio with the SDK and the floor), ``--repeat`` rounds, the
+median of each reported: the machine's speed drifts over minutes.
+
 Prints files/s and shapes/s for each and the ratios, then runs ``annot
 validate`` on both annot outputs (exit 1 when either is invalid). Not a test: figures
 depend on the machine; the README records the ones measured there.
@@ -141,12 +145,14 @@ def main() -> int:
         return sdk(ls_file, work / "sdk")
 
     rows = []
-    t_base = median(lambda: baseline(lm_dir))
+    # what is compared is timed interleaved, so that the machine's drift over
+    # minutes does not land on one side of a ratio
+    lm_runs = [(baseline(lm_dir),
+                annot_cli("convert", "labelme", "coco", str(lm_dir), "-o", str(work / "labelme.coco.json"), *jobs))
+               for _ in range(args.repeat)]
+    t_base, t_lm = (statistics.median(col) for col in zip(*lm_runs))
     rows.append(("baseline: bare labelme loop, every shape, 1 process", args.files, shapes, t_base))
-    t_lm = median(lambda: annot_cli("convert", "labelme", "coco", str(lm_dir), "-o", str(work / "labelme.coco.json"), *jobs))
     rows.append(("annot convert labelme coco", args.files, shapes, t_lm))
-    # the three Label Studio runs interleaved, so that the machine's drift
-    # over minutes does not land on one side of their ratios
     ls_runs = [(annot_cli("convert", "labelstudio", "coco", str(ls_file), "-o", str(work / "ls.coco.json"), *jobs),
                 run_sdk(), floor(ls_file, args.jobs)) for _ in range(args.repeat)]
     t_ls, t_sdk, t_floor = (statistics.median(col) for col in zip(*ls_runs))
