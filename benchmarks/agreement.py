@@ -34,12 +34,6 @@ def predictions(model, images, device: str, precision: str, threshold: float):
     return [p.predict([im])[0] for im in images]
 
 
-def xyxy(boxes: np.ndarray) -> torch.Tensor:
-    b = torch.as_tensor(boxes, dtype=torch.float64).clone()
-    b[:, 2:] += b[:, :2]
-    return b
-
-
 def compare(ref, got) -> str:
     total = matched = 0
     score_diff, mask_iou = [], []
@@ -47,15 +41,15 @@ def compare(ref, got) -> str:
         total += len(a.labels)
         if not len(a.labels) or not len(b.labels):
             continue
-        iou = box_iou(xyxy(a.boxes), xyxy(b.boxes))
+        iou = box_iou(torch.from_numpy(a.xyxy), torch.from_numpy(b.xyxy))
         same = torch.tensor([[la == lb for lb in b.labels] for la in a.labels])
         best, j = torch.where(same, iou, torch.zeros_like(iou)).max(1)
         for i in torch.nonzero(best > 0.9).flatten().tolist():
             k = int(j[i])
             matched += 1
-            score_diff.append(abs(float(a.scores[i]) - float(b.scores[k])))
-            union = (a.masks[i] | b.masks[k]).sum()
-            mask_iou.append((a.masks[i] & b.masks[k]).sum() / max(union, 1))
+            score_diff.append(abs(float(a.confidence[i]) - float(b.confidence[k])))
+            union = (a.mask[i] | b.mask[k]).sum()
+            mask_iou.append((a.mask[i] & b.mask[k]).sum() / max(union, 1))
     if not matched:
         return f"0/{total} reference detections matched"
     return (f"{matched}/{total} reference detections matched (box IoU > 0.9); score |diff| median "

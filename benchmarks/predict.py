@@ -32,7 +32,6 @@ from pathlib import Path
 import orjson
 import torch
 from PIL import Image
-from torchvision.models.detection.roi_heads import RoIHeads
 from torchvision.transforms.functional import to_tensor
 
 from annot.cli import main as annot_main
@@ -46,8 +45,7 @@ DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "PennFud
 
 def plain_loop(checkpoint: Path, paths: list[Path], device: str) -> None:
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    model = build(state["backbone"], len(state["classes"]) + 1)
-    model.roi_heads.__class__ = RoIHeads  # torchvision's own heads: nothing of annot's
+    model = build(state["backbone"], len(state["classes"]) + 1)  # a plain torchvision MaskRCNN
     model.load_state_dict(state["model"])
     model.eval().to(device)
     with torch.inference_mode():

@@ -9,18 +9,27 @@ position) unless ``--labels`` gives one. What cannot be fixed (a reference to
 a missing image or category, a non-list section, a value of the wrong type, a
 bbox or polygon with nothing inside the image) is an error naming the JSON
 path.
+
+A COCO *results* list (model output: detections with ``image_id``,
+``category_id`` and ``score``, what ``COCO.loadRes`` reads) is read as the
+dataset of the file its ids refer to: ``--gt FILE``, else ``<stem>.images.json``
+beside it (what ``annot predict --format coco`` writes). Its images and
+categories come from that file, its annotations are the results, with their
+scores and the per-detection extras annot writes (``class_probs``,
+``mask_uncertainty``, ``iou_prediction``).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from annot.detections import SERIALISED
 from annot.errors import AnnotError
 from annot.geometry import compress_rle, polygon_areas, polygons_bbox, rle_area_bbox
-from annot.model import Annotation, DatasetBuilder, ImageDraft, Instance
+from annot.model import DatasetBuilder, ImageDraft, Instance
 from annot.options import ConvertOptions
 from annot.report import Report
-from annot.values import is_id, is_int, is_number, is_side, numbers_to_floats, to_floats
+from annot.values import is_id, is_number, is_side, numbers_to_floats, to_floats
 
 from .discovery import find_files, find_image, load_json, read_image_size, size_fits
 
@@ -42,7 +51,9 @@ def read(inputs: list[Path], opts: ConvertOptions, report: Report):
     path = files[0][0]
     doc = _load(path)
     if isinstance(doc, list):
-        raise AnnotError(f"{path}: a COCO results list, not a dataset (no images/categories)")
+        doc = _results_dataset(path, doc, opts.gt)
+    elif opts.gt is not None:
+        raise AnnotError(f"--gt {opts.gt}: {path} is a COCO dataset; --gt names the dataset of a results list")
     if not isinstance(doc, dict):
         raise AnnotError(f"{path}: not a COCO dataset (top level is not an object)")
     sections = {}
@@ -108,6 +119,28 @@ def read(inputs: list[Path], opts: ConvertOptions, report: Report):
     for d in drafts.values():
         builder.add(d)
     return builder.build(info=doc.get("info") if isinstance(doc.get("info"), dict) else None)
+
+
+def images_path(results: Path) -> Path:
+    """Where ``annot predict --format coco`` writes the images and categories of its results."""
+    return Path(results).with_name(Path(results).stem + ".images.json")
+
+
+def _results_dataset(path: Path, results: list, gt: Path | None) -> dict:
+    """A results list as the dataset of the file its ids refer to."""
+    meta = gt or images_path(path)
+    if not meta.is_file():
+        raise AnnotError(f"{path}: a COCO results list; its images and categories are in the file its ids refer "
+                         f"to: {meta.name} beside it (annot predict writes one) is not there; pass --gt COCO.json")
+    base = _load(meta)
+    if not isinstance(base, dict):
+        raise AnnotError(f"{meta}: not a COCO dataset (top level is not an object)")
+    for k, r in enumerate(results):
+        if isinstance(r, dict) and "score" not in r:
+            raise AnnotError(f"{path}:[{k}]: a result needs a 'score' (a list of annotations is not a results "
+                             "file; COCO datasets are objects with images, annotations and categories)")
+    annotations = [{**r, "id": k + 1} if isinstance(r, dict) else r for k, r in enumerate(results)]
+    return {**base, "annotations": annotations}
 
 
 def _fit(inst: Instance, draft: ImageDraft, where: str, path: Path, report: Report) -> bool:
@@ -212,6 +245,10 @@ def _instance(a, where, path, drafts, cat_name, report: Report) -> tuple[Instanc
             report.error(path, where, "keypoints must be a list of numbers, three per point")
             return None
     score = a.get("score")
+    if score is not None and not is_number(score):
+        report.error(path, where, f"score {score!r} is not a number")
+        return None
+    extra = {k: a[k] for k in SERIALISED if k in a}
     inst = Instance(
         label,
         bbox,
@@ -219,46 +256,7 @@ def _instance(a, where, path, drafts, cat_name, report: Report) -> tuple[Instanc
         seg,
         crowd,
         keypoints=kps or None,
-        score=float(score) if is_number(score) else None,
+        score=float(score) if score is not None else None,
+        extra=extra or None,
     )
     return inst, draft
-
-
-def read_results(path: Path) -> list[Annotation]:
-    """A COCO results list (detections) as annotations with scores."""
-    doc = _load(path)
-    if not isinstance(doc, list):
-        raise AnnotError(f"{path}: a COCO results file is a JSON list")
-    out = []
-    for k, r in enumerate(doc):
-        if not isinstance(r, dict) or not is_int(r.get("image_id")) or not is_int(r.get("category_id")):
-            raise AnnotError(f"{path}:[{k}]: a result needs int image_id and category_id")
-        seg, bbox, area = r.get("segmentation"), r.get("bbox"), r.get("area")
-        score = r.get("score", 1.0)
-        kps = r.get("keypoints")
-        if isinstance(seg, dict):
-            try:
-                seg = compress_rle(seg)
-                seg_area, seg_bbox = rle_area_bbox(seg)
-            except Exception as e:
-                raise AnnotError(f"{path}:[{k}]: bad RLE segmentation: {e}") from None
-            bbox = bbox or seg_bbox
-            area = seg_area if area is None else area
-        bbox = to_floats(bbox) if bbox else []
-        if bbox is None or len(bbox) not in (0, 4) or not is_number(score) or (area is not None and not is_number(area)):
-            raise AnnotError(f"{path}:[{k}]: bbox, area and score must be numbers")
-        if kps is not None and to_floats(kps) is None:
-            raise AnnotError(f"{path}:[{k}]: keypoints must be a list of numbers")
-        out.append(
-            Annotation(
-                id=k + 1,
-                image_id=r["image_id"],
-                category_id=r["category_id"],
-                bbox=bbox,
-                area=float(area) if area is not None else 0.0,
-                segmentation=seg,
-                keypoints=to_floats(kps) if kps is not None else None,
-                score=float(score),
-            )
-        )
-    return out

@@ -11,7 +11,9 @@ keypoints.
 One task is one image whatever the number of annotations: ``latest`` (default)
 takes the ground-truth annotation if one is marked, else the most recently
 updated; ``ground-truth`` only ground truth; ``all`` merges every annotation's
-regions. Cancelled annotations are skipped.
+regions; ``predictions`` takes the task's most recent prediction instead
+(model output to review in another tool), scores kept. Cancelled annotations
+are skipped.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from functools import partial
 from pathlib import Path
 from typing import NamedTuple
 
-from annot.errors import UnknownName
+from annot.errors import AnnotError, UnknownName
 from annot.geometry import mask_instance, rectangle_polygon, rotated_rectangle
 from annot.model import Annotation, DatasetBuilder, ImageDraft, Instance
 from annot.options import ConvertOptions
@@ -51,12 +53,15 @@ from .labelstudio_rle import rle_to_mask
 LABEL_KEYS = ("rectanglelabels", "polygonlabels", "brushlabels", "keypointlabels")
 # Geometry-less control tags and the non-image regions of a mixed project.
 NON_GEOMETRY = {"choices", "textarea", "rating", "relation", "taxonomy", "labels", "number", "datetime", "pairwise"}
-SELECT_MODES = ("latest", "ground-truth", "all")
+SELECT_MODES = ("latest", "ground-truth", "all", "predictions")
 
 
 def read(inputs: list[Path], opts: ConvertOptions, report: Report):
     if opts.annotations not in SELECT_MODES:
         raise UnknownName("--annotations mode", opts.annotations, SELECT_MODES)
+    if opts.annotations == "predictions" and opts.predictions:
+        raise AnnotError("--annotations predictions reads the predictions as the annotations; --predictions would "
+                         "write them a second time: give one of the two")
     builder = DatasetBuilder(opts.labels)
     keypoints = _Keypoints()
     for path, _root in find_files(inputs, (".json",)):
@@ -129,26 +134,35 @@ def _read_task(tasks: list, k: int, path: Path, opts: ConvertOptions) -> _Task:
     if ref is None:
         rep.error(path, item, "no image reference in the task data")
         return skipped
+    default_score = None
     if "annotations" in task or "data" in task:
-        annotations = task.get("annotations") or []
+        key = "predictions" if opts.annotations == "predictions" else "annotations"
+        annotations = task.get(key) or []
         if not isinstance(annotations, list):
-            rep.error(path, item, "'annotations' is not a list")
+            rep.error(path, item, f"'{key}' is not a list")
             return skipped
         chosen = _select(annotations, opts.annotations)
-        if chosen is None:
-            rep.warn("task without a usable annotation skipped", f"{path}:{item}")
+        predicted = _has_predictions(task)
+        if chosen is None and not (opts.predictions and predicted):
+            kind = f"task without a usable {key[:-1]} skipped"
+            if predicted and key == "annotations":
+                kind = "task with predictions but no annotation skipped (--predictions keeps it)"
+            rep.warn(kind, f"{path}:{item}")
             return skipped
         results = []
-        for a in chosen:
+        for a in chosen or ():
             result = a.get("result") or []
             if not isinstance(result, list):
-                rep.error(path, f"{item}.annotation {a.get('id')}", "'result' is not a list")
+                rep.error(path, f"{item}.{key[:-1]} {a.get('id')}", "'result' is not a list")
                 return skipped
             results += result
+        if key == "predictions" and chosen and is_number(chosen[0].get("score")):
+            default_score = float(chosen[0]["score"])  # regions without a score of their own take the task's
     else:
         results = _min_results(task)
     file_name, url = file_name_of(ref, opts.keep_upload_prefix)
-    size = _size(results, file_name, opts.image_root, path, item, rep)
+    size = _size(results + (_prediction_results(task) if opts.predictions else []), file_name, opts.image_root,
+                 path, item, rep)
     if size is None or not size_fits(*size, path, item, rep):
         return skipped
     extra = {"ls_task_id": task["id"]} if is_id(task.get("id")) else {}
@@ -156,7 +170,7 @@ def _read_task(tasks: list, k: int, path: Path, opts: ConvertOptions) -> _Task:
         extra["coco_url"] = url
     known = frozenset(opts.labels) if opts.labels is not None else None
     draft = ImageDraft(file_name, size[0], size[1], extra=extra)
-    regions = _Regions.read(path, item, results, size, known, rep)
+    regions = _Regions.read(path, item, results, size, known, rep, default_score)
     predictions = None
     if opts.predictions:
         entries = []
@@ -171,6 +185,19 @@ def _read_task(tasks: list, k: int, path: Path, opts: ConvertOptions) -> _Task:
             entries += pred.instances()
         predictions = to_columns(entries, size[0], size[1], path, rep)
     return _Task(draft, regions, predictions, rep)
+
+
+def _has_predictions(task: dict) -> bool:
+    raw = task.get("predictions")
+    return isinstance(raw, list) and any(isinstance(p, dict) for p in raw)
+
+
+def _prediction_results(task: dict) -> list:
+    """Every region of a task's predictions (to find the image size, or to
+    tell that a task without annotations has predictions)."""
+    raw = task.get("predictions")
+    return [r for p in raw if isinstance(p, dict) and isinstance(p.get("result"), list) for r in p["result"]] \
+        if isinstance(raw, list) else []
 
 
 def _when(ann: dict):

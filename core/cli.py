@@ -16,18 +16,20 @@ import threading
 from pathlib import Path
 
 import click
+from click.core import ParameterSource
 
 from . import __version__
 from .errors import AnnotError, DatasetInvalid
 from .formats import Registry
-from .io import check_writable, write_json_atomic
+from .help_format import Group
+from .io import check_writable, missing_folder, write_json_atomic
 from .labels import read_labels
-from .options import ConvertOptions
+from .options import SIMPLIFY_PX, ConvertOptions, inapplicable
 from .parallel import bulk
 from .report import Report
 
 
-class LazyGroup(click.Group):
+class LazyGroup(Group):
     """Command groups of other packages, imported only when used, so that
     ``annot convert`` does not pay for SQLAlchemy or torch."""
 
@@ -60,24 +62,6 @@ def cli(ctx, debug):
     ctx.obj = {"debug": debug}
 
 
-# Options of `convert` and the ConvertOptions field each sets.
-_FORMAT_OPTIONS = {
-    "ignore_as_crowd": "--ignore-as-crowd",
-    "extract_images": "--extract-images",
-    "pixel_convention": "--pixel-convention",
-    "difficult_as_crowd": "--difficult-as-crowd",
-    "image_root": "--image-root",
-    "annotations": "--annotations",
-    "predictions": "--predictions",
-    "keep_upload_prefix": "--keep-upload-prefix",
-    "as_": "--as",
-    "model_version": "--model-version",
-    "image_url_prefix": "--image-url-prefix",
-    "label_config": "--label-config",
-    "simplify": "--simplify",
-}
-
-
 @cli.command(context_settings={"show_default": True})
 @click.argument("src")
 @click.argument("dst")
@@ -99,8 +83,9 @@ _FORMAT_OPTIONS = {
 @click.option("--difficult-as-crowd", is_flag=True, help="voc: difficult=1 objects become iscrowd=1.")
 @click.option("--image-root", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Where images are, when sizes must be read from them.")
-@click.option("--annotations", type=click.Choice(["latest", "ground-truth", "all"]), default="latest",
-              help="labelstudio: which annotation of a task to convert.")
+@click.option("--annotations", type=click.Choice(["latest", "ground-truth", "all", "predictions"]), default="latest",
+              help="labelstudio: which annotation of a task to convert; predictions: the task's latest prediction "
+                   "instead (model output for review elsewhere).")
 @click.option("--predictions", is_flag=True,
               help="labelstudio: also write task predictions as a COCO results list (OUT stem + .predictions.json).")
 @click.option("--keep-upload-prefix", is_flag=True,
@@ -111,14 +96,19 @@ _FORMAT_OPTIONS = {
 @click.option("--image-url-prefix", help="labelstudio writer: task image URL = prefix + file_name.")
 @click.option("--label-config", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="labelstudio writer: Label Studio XML deciding each region's control tag.")
-@click.option("--simplify", type=float, default=0.0,
-              help="Polygon tolerance in px when masks must become polygons (labelme, yolo, labelstudio writers).")
+@click.option("--simplify", type=float, default=SIMPLIFY_PX,
+              help="Tolerance in px when masks are traced to polygons (yolo, labelstudio writers).")
+@click.option("--gt", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="coco reader of a results list: the COCO file its ids refer to [default: RESULTS stem + "
+                   ".images.json, as annot predict writes it].")
 @click.pass_context
 def convert(ctx, src, dst, inputs, out, labels, on_error, overwrite, quiet, jobs, **fmt_opts):
-    """Convert annotations: annot convert SRC DST INPUT... -o OUT.
+    """Convert annotations between tools' formats, through COCO.
 
-    Formats: coco, labelme, voc, yolo, createml (read only), labelstudio.
-    Every conversion goes through the COCO core, so any SRC works with any DST.
+    annot convert SRC DST INPUT... -o OUT. Formats: coco, labelme, voc, yolo,
+    createml (read only), labelstudio; any SRC works with any DST. A COCO
+    results list (model output) reads as a dataset whose annotations carry
+    scores.
     """
     reg = Registry()
     src_f, dst_f = reg.get(src), reg.get(dst)
@@ -126,10 +116,10 @@ def convert(ctx, src, dst, inputs, out, labels, on_error, overwrite, quiet, jobs
         raise click.UsageError(f"{src} can only be written; readable formats: {', '.join(reg.readers())}")
     if dst_f.writer is None:
         raise click.UsageError(f"{dst} can only be read; writable formats: {', '.join(reg.writers())}")
-    for key in fmt_opts:
-        given = ctx.get_parameter_source(key) is not click.core.ParameterSource.DEFAULT
-        if given and key not in src_f.options | dst_f.options:
-            raise click.UsageError(f"{_FORMAT_OPTIONS[key]} does not apply to {src} -> {dst}")
+    given = {k: v for k, v in fmt_opts.items() if ctx.get_parameter_source(k) is not ParameterSource.DEFAULT}
+    problem = inapplicable(given, src_f, dst_f, reg.all().values())
+    if problem:
+        raise click.UsageError(problem)
     opts = ConvertOptions(
         labels=read_labels(labels) if labels else None,
         on_error=on_error,
@@ -140,6 +130,7 @@ def convert(ctx, src, dst, inputs, out, labels, on_error, overwrite, quiet, jobs
         **fmt_opts,
     )
     check_writable(out, overwrite)
+    created = missing_folder(out.parent)
     report = Report(on_error)
     with bulk():
         ds = src_f.load("reader")(list(inputs), opts, report)
@@ -150,6 +141,8 @@ def convert(ctx, src, dst, inputs, out, labels, on_error, overwrite, quiet, jobs
     if not quiet:
         from .summary import print_convert_summary
 
+        if created is not None:
+            click.echo(f"annot: created folder {created}", err=True)
         print_convert_summary(ds, written, report)
     return ds  # to the console script, which exits without freeing it (entry)
 
@@ -157,12 +150,14 @@ def convert(ctx, src, dst, inputs, out, labels, on_error, overwrite, quiet, jobs
 @cli.command()
 @click.argument("fmt", metavar="FORMAT", type=click.Choice(["coco"]))
 @click.argument("file", type=click.Path(path_type=Path))
+@click.option("--gt", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="For a results list: the COCO file its ids refer to [default: FILE stem + .images.json].")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing when valid.")
-def validate(fmt, file, quiet):
-    """Check a COCO file: structure, then pycocotools load and self-evaluation (AP must be 1.0)."""
+def validate(fmt, file, gt, quiet):
+    """Check a COCO dataset (structure, pycocotools load, self-evaluation AP 1.0) or a results list."""
     from .validate import validate_coco_file
 
-    summary = validate_coco_file(file)
+    summary = validate_coco_file(file, gt)
     if not quiet:
         click.echo(f"{file}: valid ({summary})")
 
@@ -188,8 +183,11 @@ def _run(argv) -> tuple[int, object]:
     except click.exceptions.Abort:
         click.echo("annot: aborted", err=True)
         return 130, None
+    except click.exceptions.NoArgsIsHelpError as e:  # `annot dataset` alone: the group's help
+        click.echo(e.ctx.get_help(), err=True)
+        return e.exit_code, None
     except click.ClickException as e:
-        e.show()
+        click.echo(f"annot: error: {click_message(e)}", err=True)
         return e.exit_code, None
     except DatasetInvalid as e:
         for p in e.problems:
@@ -209,6 +207,15 @@ def _run(argv) -> tuple[int, object]:
         click.echo(f"annot: internal error: {type(e).__name__}: {e} (rerun with --debug for details)", err=True)
         return 3, None
     return 0, result
+
+
+def click_message(e: click.ClickException) -> str:
+    """A click error in annot's one-line style; a usage error says where the help is."""
+    msg = " ".join(e.format_message().split())
+    ctx = getattr(e, "ctx", None)
+    if isinstance(e, click.UsageError) and ctx is not None:
+        msg += f" (see '{ctx.command_path} --help')"
+    return msg
 
 
 def entry() -> None:

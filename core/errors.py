@@ -40,6 +40,11 @@ class UnknownName(AnnotError):
         super().__init__(f"unknown {kind} {name!r}; known: {', '.join(self.known)}")
 
 
+class StoreError(AnnotError):
+    """Something the store does not have or refuses (an unknown dataset,
+    model, version or split scheme); the CLI adds which store it looked in."""
+
+
 class OutputExists(AnnotError):
     def __init__(self, path):
         super().__init__(f"{path}: already exists; pass --overwrite to replace it")
@@ -53,3 +58,13 @@ class DatasetInvalid(AnnotError):
     def __init__(self, path: str, problems: list[str]):
         self.path, self.problems = str(path), problems
         super().__init__(f"{path}: {len(problems)} problem(s)")
+
+
+def reason(e: BaseException) -> str:
+    """An exception's message for a one-line error: its first non-empty line,
+    else its type name (``KeyError(101)`` from a pickle says only ``101``)."""
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    if not lines or len(lines[0]) < 8 or lines[0].endswith(":"):
+        head = lines[0].rstrip(":") if lines else ""
+        return f"{type(e).__name__}{': ' + head if head else ''}"
+    return lines[0]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass, field
 
-from .errors import UnknownName
+from .errors import AnnotError, UnknownName
 
 
 @dataclass(frozen=True)
@@ -21,7 +21,10 @@ class Format:
     reader: str | None = None  # "module:function"
     writer: str | None = None
     output: str = "file"  # file | dir
-    options: frozenset[str] = field(default_factory=frozenset)  # convert options it reads
+    # the ConvertOptions fields its reader and its writer read: `annot convert`
+    # refuses an option that neither end of a conversion would read
+    read_options: frozenset[str] = field(default_factory=frozenset)
+    write_options: frozenset[str] = field(default_factory=frozenset)
     # The writer copies Annotation.rendered_geometry(): readers then send plain
     # polygon annotations from their workers as rendered COCO JSON. Any other
     # writer reads the fields, and parsing the JSON back would cost more than
@@ -37,22 +40,24 @@ class Format:
 
 
 _C = "annot.converters."
+_F = frozenset
 BUILTIN = (
-    Format("coco", "COCO JSON (instances)", _C + "coco_reader:read", _C + "coco_writer:write", "file",
-           frozenset({"image_root"}), rendered_json=True),
+    Format("coco", "COCO JSON (instances), or a results list with its images file", _C + "coco_reader:read",
+           _C + "coco_writer:write", "file", _F({"image_root", "gt"}), rendered_json=True),
     Format("labelme", "labelme JSON, one file per image", _C + "labelme_reader:read", _C + "labelme_writer:write",
-           "dir", frozenset({"ignore_as_crowd", "extract_images", "simplify", "image_root"})),
+           "dir", _F({"ignore_as_crowd", "extract_images", "image_root"}), _F({"image_root"})),
     Format("voc", "labelImg Pascal VOC XML", _C + "voc_reader:read", _C + "voc_writer:write", "dir",
-           frozenset({"pixel_convention", "difficult_as_crowd", "image_root"})),
+           _F({"pixel_convention", "difficult_as_crowd", "image_root"}), _F({"pixel_convention"})),
     Format("yolo", "labelImg YOLO txt + classes.txt (boxes and segmentation)", _C + "yolo_reader:read",
-           _C + "yolo_writer:write", "dir", frozenset({"image_root", "simplify"})),
-    Format("createml", "labelImg CreateML JSON", _C + "createml_reader:read", None, "file",
-           frozenset({"image_root"})),
+           _C + "yolo_writer:write", "dir", _F({"image_root"}), _F({"simplify"})),
+    Format("createml", "labelImg CreateML JSON", _C + "createml_reader:read", None, "file", _F({"image_root"})),
     Format("labelstudio", "Label Studio JSON export / JSON_MIN; import-ready tasks",
            _C + "labelstudio_reader:read", _C + "labelstudio_writer:write", "file",
-           frozenset({"annotations", "predictions", "keep_upload_prefix", "image_root", "as_", "model_version",
-                      "image_url_prefix", "label_config", "simplify"})),
+           _F({"annotations", "predictions", "keep_upload_prefix", "image_root"}),
+           _F({"as_", "model_version", "image_url_prefix", "label_config", "simplify"})),
 )
+# labelImg saves in one of three formats; `labelimg` as a format name is answered with them
+ALIASES = {"labelimg": ("voc", "yolo", "createml")}
 
 
 class Registry:
@@ -76,6 +81,9 @@ class Registry:
         if name not in self.formats:
             self._load_plugins()
         if name not in self.formats:
+            if name.lower() in ALIASES and name.lower() not in self.formats:
+                raise AnnotError(f"{name} saves in three formats; name the one your files are in: "
+                                 f"{', '.join(ALIASES[name.lower()])}")
             raise UnknownName("format", name, self.formats)
         return self.formats[name]
 

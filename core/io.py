@@ -25,6 +25,15 @@ def check_writable(path: Path, overwrite: bool) -> None:
         raise OutputExists(path)
 
 
+def missing_folder(folder: Path) -> Path | None:
+    """The outermost folder of ``folder``'s path that does not exist yet (what
+    writing into it creates), or None when it exists."""
+    folder, top = Path(folder).absolute(), None
+    while not folder.exists():
+        top, folder = folder, folder.parent
+    return top
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

@@ -5,6 +5,11 @@ structurally valid file goes on to pycocotools: it must load, and evaluating
 the ground truth against itself (every non-crowd annotation as a detection
 with score 1) must give bbox and segm AP of exactly 1.0. Anything less means
 annotations pycocotools cannot match to themselves (degenerate geometry).
+
+A results list (model output) is checked against the dataset its ids refer
+to (``--gt``, else ``<stem>.images.json`` beside it): that file's structure,
+then each result's image, category, score and geometry, then pycocotools'
+``loadRes`` must take it.
 """
 
 from __future__ import annotations
@@ -253,22 +258,105 @@ def validate_coco(doc) -> tuple[list[str], dict[str, float]]:
 def load_valid_coco(path: Path) -> tuple[dict, dict[str, float]]:
     """The parsed file and its self-evaluation APs; raises DatasetInvalid with
     every problem when it is not a valid COCO dataset."""
+    doc = _read_json(path)
+    return doc, _checked(path, doc)
+
+
+def _checked(path: Path, doc) -> dict[str, float]:
+    problems, aps = validate_coco(doc)
+    if problems:
+        raise DatasetInvalid(path, problems)
+    return aps
+
+
+def result_problems(results: list, doc: dict) -> list[str]:
+    """What is wrong with each detection of a results list for the dataset ``doc``."""
+    sizes = {im["id"]: (im["width"], im["height"]) for im in doc["images"]}
+    cats = {c["id"] for c in doc["categories"]}
+    out = []
+    for i, r in enumerate(results):
+        p = f"[{i}]"
+        if not isinstance(r, dict):
+            out.append(f"{p}: must be an object")
+            continue
+        size = sizes.get(r.get("image_id")) if is_int(r.get("image_id")) else None
+        if size is None:
+            out.append(f"{p}.image_id: {r.get('image_id')!r} is not an image id of the dataset")
+        if not is_int(r.get("category_id")) or r["category_id"] not in cats:
+            out.append(f"{p}.category_id: {r.get('category_id')!r} is not a category id of the dataset")
+        if not is_number(r.get("score")):
+            out.append(f"{p}.score: must be a number, found {r.get('score')!r}")
+        if "bbox" not in r and "segmentation" not in r:
+            out.append(f"{p}: needs a bbox or a segmentation")
+        bbox = r.get("bbox")
+        if bbox is not None and not (isinstance(bbox, list) and len(bbox) == 4 and all(is_number(v) for v in bbox)
+                                     and bbox[2] >= 0 and bbox[3] >= 0):
+            out.append(f"{p}.bbox: must be [x, y, w, h] numbers with w, h >= 0, found {bbox!r}")
+        if "segmentation" in r:
+            out += _segmentation_problems(f"{p}.segmentation", r["segmentation"], size)
+        probs = r.get("class_probs")
+        if probs is not None and not (isinstance(probs, list) and all(is_number(v) for v in probs)):
+            out.append(f"{p}.class_probs: must be a list of numbers")
+    return out
+
+
+def validate_results(results: list, doc: dict) -> list[str]:
+    problems = structural_problems(doc)
+    if problems:
+        return [f"dataset: {p}" for p in problems]
+    problems = result_problems(results, doc)
+    if problems:
+        return problems
+    from pycocotools.coco import COCO
+
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            gt = COCO()
+            gt.dataset = doc
+            gt.createIndex()
+            if results:
+                gt.loadRes([dict(r) for r in results])  # loadRes adds ids and areas in place
+    except Exception as e:
+        return [f"$: pycocotools' loadRes refuses it: {type(e).__name__}: {e}"]
+    return []
+
+
+def _results_summary(path: Path, results: list, gt: Path | None) -> str:
+    meta = gt or Path(path).with_name(Path(path).stem + ".images.json")
+    if not Path(meta).is_file():
+        raise AnnotError(f"{path}: a COCO results list; its images and categories are in the file its ids refer to: "
+                         f"{Path(meta).name} beside it is not there; pass --gt COCO.json")
+    doc = _read_json(meta)
+    if not isinstance(doc, dict):
+        raise DatasetInvalid(meta, ["$: top level must be an object with images, annotations, categories"])
+    problems = validate_results(results, {**doc, "annotations": doc.get("annotations", [])})
+    if problems:
+        raise DatasetInvalid(path, problems)
+    scores = [r["score"] for r in results]
+    span = f"; scores {min(scores):.3f}..{max(scores):.3f}" if scores else ""
+    return (f"{len(results)} results on {len({r['image_id'] for r in results})} of {len(doc['images'])} images, "
+            f"{len(doc['categories'])} categories (from {Path(meta).name}){span}")
+
+
+def _read_json(path: Path):
     import orjson
 
     try:
-        doc = orjson.loads(Path(path).read_bytes())
+        return orjson.loads(Path(path).read_bytes())
     except OSError as e:
         raise AnnotError(f"{path}: cannot read: {e.strerror or e}") from None
     except orjson.JSONDecodeError as e:
         raise DatasetInvalid(path, [f"$: not valid JSON: {e}"]) from None
-    problems, aps = validate_coco(doc)
-    if problems:
-        raise DatasetInvalid(path, problems)
-    return doc, aps
 
 
-def validate_coco_file(path: Path) -> str:
-    doc, aps = load_valid_coco(path)
+def validate_coco_file(path: Path, gt: Path | None = None) -> str:
+    """One line of what a valid file holds; raises DatasetInvalid listing every problem."""
+    doc = _read_json(path)
+    if isinstance(doc, list):
+        return _results_summary(path, doc, gt)
+    if gt is not None:
+        raise AnnotError(f"--gt {gt}: {path} is a COCO dataset; --gt names the dataset of a results list")
+    aps = _checked(path, doc)
     ap_text = ", ".join(f"{k} AP {v:.3f}" for k, v in aps.items()) or "no non-crowd annotations to evaluate"
     return (
         f"{len(doc['images'])} images, {len(doc['annotations'])} annotations, "

@@ -11,18 +11,40 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
+from annot.help_format import Group
 
-def store_options(f):
-    @click.option("--db", "db_url", envvar="ANNOT_DB", help="Database URL [default: sqlite:///annot.db].")
-    @click.option("--store", "store_path", envvar="ANNOT_STORE", type=click.Path(path_type=Path),
-                  help="Store directory for files [default: ./annot-store].")
-    @functools.wraps(f)
-    def wrapper(*args, db_url=None, store_path=None, **kwargs):
-        from .session import open_store
+DB_HELP = "Database URL [default: sqlite:///annot.db in the working folder]."
+STORE_HELP = "Folder of the store's files (dataset versions, checkpoints) [default: ./annot-store]."
 
-        return f(*args, store=open_store(db_url, store_path), **kwargs)
 
-    return wrapper
+def _store_options(create: bool):
+    def decorate(f):
+        @click.option("--db", "db_url", envvar="ANNOT_DB", show_envvar=True, help=DB_HELP)
+        @click.option("--store", "store_path", envvar="ANNOT_STORE", show_envvar=True,
+                      type=click.Path(path_type=Path), help=STORE_HELP)
+        @functools.wraps(f)
+        def wrapper(*args, db_url=None, store_path=None, **kwargs):
+            from annot.errors import AnnotError, StoreError
+
+            from .session import open_store
+
+            store = open_store(db_url, store_path, create=create)
+            try:
+                return f(*args, store=store, **kwargs)
+            except StoreError as e:
+                if store.location in str(e):
+                    raise
+                raise AnnotError(f"{e} (store: {store.location})") from None
+
+        return wrapper
+
+    return decorate
+
+
+# commands that write open (and on first use create) the store; commands that
+# only read never create one, and say where they looked
+store_options = _store_options(create=True)
+read_store_options = _store_options(create=False)
 
 
 def json_option(f):
@@ -45,7 +67,7 @@ def print_table(title: str, columns: list[str], rows: list[list]) -> None:
 # -- annot db -------------------------------------------------------------------
 
 
-@click.group("db")
+@click.group("db", cls=Group)
 def db():
     """The store's database: migrations and facts."""
 
@@ -64,7 +86,7 @@ def db_upgrade(db_url):
 
 
 @db.command("info")
-@store_options
+@read_store_options
 @json_option
 def db_info(store, as_json):
     """Where the store is and what it holds."""
@@ -86,7 +108,7 @@ def db_info(store, as_json):
 # -- annot dataset --------------------------------------------------------------
 
 
-@click.group("dataset")
+@click.group("dataset", cls=Group)
 def dataset():
     """Datasets: immutable versions, diffs, leak-free splits, exports."""
 
@@ -113,9 +135,42 @@ def dataset_import(name, coco_json, image_root, message, jobs, store, as_json):
     print_table(head, ["category", "instances"], [[c, n] for c, n in v.counts.items()] + [["images", v.n_images]])
 
 
+@dataset.command("list")
+@read_store_options
+@json_option
+def dataset_list(store, as_json):
+    """Every dataset: its latest version, images, instances and split schemes."""
+    from sqlalchemy import func, select
+
+    from .schema import Dataset, DatasetVersion, Split
+
+    with store.transaction() as s:
+        latest = (select(DatasetVersion.dataset_id, func.max(DatasetVersion.version).label("version"))
+                  .group_by(DatasetVersion.dataset_id).subquery())
+        rows = s.execute(select(Dataset.name, DatasetVersion.version, DatasetVersion.n_images,
+                                DatasetVersion.n_instances, DatasetVersion.created_at)
+                         .join(latest, latest.c.dataset_id == Dataset.id)
+                         .join(DatasetVersion, (DatasetVersion.dataset_id == Dataset.id)
+                               & (DatasetVersion.version == latest.c.version))
+                         .order_by(Dataset.name)).all()
+        schemes: dict[str, list[str]] = {}
+        for name, scheme in s.execute(select(Dataset.name, Split.scheme).join(Split, Split.dataset_id == Dataset.id)
+                                      .order_by(Split.scheme)):
+            schemes.setdefault(name, []).append(scheme)
+    data = [{"dataset": n, "latest": v, "images": im, "instances": ins, "created_at": at,
+             "schemes": schemes.get(n, [])} for n, v, im, ins, at in rows]
+    if as_json:
+        emit_json(data)
+    else:
+        print_table(f"datasets in {store.location}", ["dataset", "latest", "images", "instances", "splits",
+                                                      "created"],
+                    [[d["dataset"], f"@{d['latest']}", d["images"], d["instances"], ", ".join(d["schemes"]) or "-",
+                      d["created_at"]] for d in data])
+
+
 @dataset.command("versions")
 @click.argument("name")
-@store_options
+@read_store_options
 @json_option
 def dataset_versions(name, store, as_json):
     """List the versions of NAME."""
@@ -139,7 +194,7 @@ def dataset_versions(name, store, as_json):
 
 @dataset.command("show")
 @click.argument("ref", metavar="NAME[@VERSION]")
-@store_options
+@read_store_options
 @json_option
 def dataset_show(ref, store, as_json):
     """One version: counts per category, file, parent."""
@@ -163,7 +218,7 @@ def dataset_show(ref, store, as_json):
 @dataset.command("diff")
 @click.argument("a", metavar="NAME@A")
 @click.argument("b", metavar="NAME@B")
-@store_options
+@read_store_options
 @json_option
 def dataset_diff(a, b, store, as_json):
     """What changed between two versions."""
@@ -210,7 +265,7 @@ def dataset_split(ref, scheme, ratios, seed, dedup_threshold, store, as_json):
 @click.option("--scheme", default="default", show_default=True)
 @click.option("-o", "--output", "out", required=True, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--overwrite", is_flag=True)
-@store_options
+@read_store_options
 def dataset_export(ref, subset, scheme, out, overwrite, store):
     """Write a version (or one subset of a split) as a COCO file."""
     from annot.io import check_writable, write_json_atomic
@@ -249,14 +304,14 @@ def _model_row(store, mv) -> dict:
             "created_at": mv.created_at}
 
 
-@click.group("models")
+@click.group("models", cls=Group)
 def models():
     """Model versions: list, show, register, promote, roll back."""
 
 
 @models.command("list")
 @click.argument("name", required=False)
-@store_options
+@read_store_options
 @json_option
 def models_list(name, store, as_json):
     """Every model version (of NAME)."""
@@ -282,7 +337,7 @@ def _metrics_text(m: dict) -> str:
 
 @models.command("show")
 @click.argument("ref", metavar="NAME[@VERSION]")
-@store_options
+@read_store_options
 @json_option
 def models_show(ref, store, as_json):
     """One version; says when its checkpoint is missing or corrupt."""
@@ -300,27 +355,46 @@ def models_show(ref, store, as_json):
 
 @models.command("register")
 @click.argument("name")
-@click.option("--checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The weights file; copied into the store. Required for a ready version.")
+@click.option("--predictor", help="The predictor plugin that loads it [default: NAME when NAME is a plugin, else "
+                                  "config's \"predictor\"].")
 @click.option("--dataset", "dataset_ref", metavar="NAME@VERSION", help="The dataset version it was trained on.")
 @click.option("--scheme", help="The split scheme it was trained on.")
-@click.option("--metrics", default="{}", help="JSON object, e.g. '{\"bbox_AP\": 0.41}'.")
-@click.option("--config", default="{}", help="JSON object.")
-@click.option("--status", type=click.Choice(["training", "ready", "failed", "archived"]), default="ready")
+@click.option("--metrics", default="{}", help="A JSON object of numbers, e.g. '{\"bbox_AP\": 0.41}'.")
+@click.option("--config", default="{}", help="A JSON object the predictor loads with, e.g. '{\"backbone\": ...}'.")
+@click.option("--status", type=click.Choice(["training", "ready", "failed", "archived"]), default="ready",
+              help="ready: usable and promotable (the checkpoint is loaded once to prove it).")
 @store_options
 @json_option
-def models_register(name, checkpoint, dataset_ref, scheme, metrics, config, status, store, as_json):
+def models_register(name, checkpoint, predictor, dataset_ref, scheme, metrics, config, status, store, as_json):
     """Record a new version of NAME (its checkpoint is copied into the store)."""
     from .registry import register
 
-    try:
-        metrics, config = orjson.loads(metrics), orjson.loads(config)
-    except orjson.JSONDecodeError as e:
-        raise click.UsageError(f"--metrics/--config must be JSON objects: {e}") from None
+    metrics, config = _json_object("--metrics", metrics), _json_object("--config", config)
+    if predictor:
+        config["predictor"] = predictor
+    if status == "ready":
+        if checkpoint is None:
+            raise click.UsageError("a ready version needs --checkpoint (or register it with --status training)")
+        from annot.plugins.model_spec import check_loadable
+
+        config.setdefault("predictor", check_loadable(name, checkpoint, config))
     mv = register(store, name, checkpoint, dataset_ref, scheme, config, metrics, status)
     if as_json:
         emit_json({"model": mv.label, "version": mv.version})
     else:
         click.echo(f"registered {mv.label}")
+
+
+def _json_object(flag: str, text: str) -> dict:
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError as e:
+        raise click.UsageError(f"{flag} must be a JSON object: {e}") from None
+    if not isinstance(value, dict):
+        raise click.UsageError(f"{flag} must be a JSON object ({{...}}), not {type(value).__name__}")
+    return value
 
 
 @models.command("promote")
@@ -346,14 +420,14 @@ def models_rollback(name, store):
 # -- annot runs -----------------------------------------------------------------
 
 
-@click.group("runs")
+@click.group("runs", cls=Group)
 def runs():
     """Training runs: list (stale ones shown as such), reap."""
 
 
 @runs.command("list")
 @click.option("--stale-after", default=600, show_default=True, help="Seconds without a heartbeat.")
-@store_options
+@read_store_options
 @json_option
 def runs_list(stale_after, store, as_json):
     """Every training run, newest first."""

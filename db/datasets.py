@@ -16,7 +16,7 @@ from pathlib import Path
 import orjson
 from sqlalchemy import func, select
 
-from annot.errors import AnnotError
+from annot.errors import AnnotError, StoreError
 from annot.images import decoding, image_size
 from annot.parallel import map_files
 from annot.validate import load_valid_coco
@@ -168,13 +168,13 @@ def get_version(s, ref: str) -> DatasetVersion:
     ds = s.scalar(select(Dataset).where(Dataset.name == name))
     if ds is None:
         known = s.scalars(select(Dataset.name).order_by(Dataset.name)).all()
-        raise AnnotError(f"unknown dataset {name!r}; known: {', '.join(known) or 'none'}")
+        raise StoreError(f"unknown dataset {name!r}; known: {', '.join(known) or 'none'}")
     q = select(DatasetVersion).where(DatasetVersion.dataset_id == ds.id)
     q = q.where(DatasetVersion.version == ver) if ver else q.order_by(DatasetVersion.version.desc()).limit(1)
     v = s.scalar(q)
     if v is None:
         latest = s.scalar(select(func.max(DatasetVersion.version)).where(DatasetVersion.dataset_id == ds.id))
-        raise AnnotError(f"{name} has no version {ver} (latest: {latest})")
+        raise StoreError(f"{name} has no version {ver} (latest: {latest})")
     return v
 
 

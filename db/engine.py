@@ -25,6 +25,26 @@ def database_url(url: str | None = None) -> str:
     return url or os.environ.get("ANNOT_DB") or DEFAULT_URL
 
 
+def location(url: str | None = None) -> str:
+    """Where a store's database is, for messages: the absolute file of a
+    SQLite URL, else the URL without its password."""
+    url = database_url(url)
+    path = sqlite_path(url)
+    if path is not None:
+        return str(path)
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The absolute database file of a ``sqlite:///`` URL (None for others
+    and for in-memory databases)."""
+    if not url.startswith("sqlite:///") or url in ("sqlite:///", "sqlite:///:memory:"):
+        return None
+    return Path(url.removeprefix("sqlite:///").split("?")[0]).absolute()
+
+
 def make_engine(url: str | None = None) -> Engine:
     url = database_url(url)
     if url.startswith("sqlite"):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from sqlalchemy import select, update
 
-from annot.errors import AnnotError
+from annot.errors import AnnotError, StoreError
 
 from . import files
 from .datasets import get_version, parse_ref
@@ -39,7 +39,7 @@ def register(store: Store, name: str, checkpoint: Path | None = None, dataset: s
             if scheme:
                 sp = s.scalar(select(Split).where(Split.dataset_id == dv.dataset_id, Split.scheme == scheme))
                 if sp is None:
-                    raise AnnotError(f"no split scheme {scheme!r} for dataset {dataset}")
+                    raise StoreError(f"no split scheme {scheme!r} for dataset {dataset}")
                 split_id = sp.id
         parent = s.scalar(select(ModelVersion).where(ModelVersion.name == name)
                           .order_by(ModelVersion.version.desc()).limit(1).with_for_update())
@@ -59,8 +59,8 @@ def get_model(s, ref: str) -> ModelVersion:
     if mv is None:
         names = s.scalars(select(ModelVersion.name).distinct().order_by(ModelVersion.name)).all()
         if name not in names:
-            raise AnnotError(f"unknown model {name!r}; known: {', '.join(names) or 'none'}")
-        raise AnnotError(f"{name} has no version {ver}" if ver else f"{name} has no promoted version")
+            raise StoreError(f"unknown model {name!r}; known: {', '.join(names) or 'none'}")
+        raise StoreError(f"{name} has no version {ver}" if ver else f"{name} has no promoted version")
     return mv
 
 
@@ -86,7 +86,7 @@ def promote(store: Store, ref: str) -> ModelVersion:
         s.execute(select(ModelVersion.id).where(ModelVersion.name == name).with_for_update())
         mv = get_model(s, ref)
         if mv.status != "ready":
-            raise AnnotError(f"{mv.label} is {mv.status}, only a ready version can be promoted")
+            raise StoreError(f"{mv.label} is {mv.status}, only a ready version can be promoted")
         problem = checkpoint_problem(store, mv)
         if problem:
             raise AnnotError(f"{mv.label}: not promoted: {problem}")
@@ -105,7 +105,7 @@ def rollback(store: Store, name: str) -> ModelVersion:
                                                    ModelVersion.version < current.version)
                         .order_by(ModelVersion.version.desc()).limit(1))
         if prev is None:
-            raise AnnotError(f"{current.label} is promoted and no older ready version exists")
+            raise StoreError(f"{current.label} is promoted and no older ready version exists")
     return promote(store, f"{name}@{prev.version}")
 
 

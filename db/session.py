@@ -10,7 +10,7 @@ from pathlib import Path
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from annot.errors import AnnotError
+from annot.errors import AnnotError, StoreError
 
 from . import engine as eng
 from .files import store_dir
@@ -24,6 +24,11 @@ class Store:
     files: Path
     url: str
 
+    @property
+    def location(self) -> str:
+        """The database, for messages: an absolute file path for SQLite."""
+        return eng.location(self.url)
+
     @contextlib.contextmanager
     def transaction(self):
         """One short transaction: committed on success, rolled back on error."""
@@ -31,19 +36,29 @@ class Store:
             yield session
 
 
-def open_store(url: str | None = None, files: str | Path | None = None, upgrade: bool = True) -> Store:
-    """Open (and on first use create) a store. An existing database on an
-    older migration is not changed behind the user's back: they run
-    ``annot db upgrade``."""
+def open_store(url: str | None = None, files: str | Path | None = None, upgrade: bool = True,
+               create: bool = True) -> Store:
+    """Open (and, with ``create``, on first use create) a store. An existing
+    database on an older migration is not changed behind the user's back:
+    they run ``annot db upgrade``. Without ``create`` (commands that only
+    read) a missing or empty database is an error naming where it looked."""
     url = eng.database_url(url)
+    where = eng.location(url)
+    path = eng.sqlite_path(url)
+    if not create and path is not None and not path.exists():
+        raise StoreError(f"no store at {where}: nothing has been imported or registered there yet (set --db or "
+                         "ANNOT_DB to use another)")
     engine = eng.make_engine(url)
+    if not create and eng.is_empty(engine):
+        raise StoreError(f"no store at {where}: the database has no annot tables (run `annot db upgrade` to "
+                         "create them)")
     head = eng.head_revision()
     for _ in range(RETRIES):
         current = eng.current_revision(engine)
         if current == head:
             return Store(engine, store_dir(files), url)
         if current is not None:
-            raise AnnotError(f"{url}: database at migration {current}, annot needs {head}: run `annot db upgrade`")
+            raise AnnotError(f"{where}: database at migration {current}, annot needs {head}: run `annot db upgrade`")
         if eng.is_empty(engine) and upgrade:
             try:
                 eng.upgrade(url)
@@ -51,4 +66,4 @@ def open_store(url: str | None = None, files: str | Path | None = None, upgrade:
                 pass
         # tables but no version yet: another process is creating the schema right now
         time.sleep(0.2)
-    raise AnnotError(f"{url}: not an annot database (tables but no migration version)")
+    raise AnnotError(f"{where}: not an annot database (tables but no migration version)")

@@ -21,12 +21,13 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from annot.detections import MASK_LOGITS, MASK_UNCERTAINTY, Detections, resize_mask
 from annot.errors import AnnotError
 from annot.model import Instance
 
 from .images import load_scaled
 from .inputs import InputImage
-from .predictor import Detections, Prompt
+from .predictor import Prompt
 
 
 @dataclass
@@ -43,6 +44,7 @@ class Predicted:
     size: tuple[int, int] | None
     instances: list[Instance] | None
     error: str | None = None
+    columns: dict[str, tuple[str, ...]] | None = None  # names of the columns of 2-D extras (class_probs)
 
 
 class _Files(Dataset):
@@ -69,12 +71,14 @@ def decoded_batches(items: list[InputImage], batch_size: int, workers: int, max_
         yield [Decoded(it, None if im is None else im.numpy(), size, err) for it, im, size, err in batch]
 
 
-def scale_prompt(p: Prompt, sx: float, sy: float) -> Prompt:
+def scale_prompt(p: Prompt, sx: float, sy: float, size: tuple[int, int]) -> Prompt:
+    """``p`` on the image scaled by (sx, sy) to ``size`` = (height, width)."""
     if sx == sy == 1.0:
         return p
     return replace(p, box=None if p.box is None else [p.box[0] * sx, p.box[1] * sy, p.box[2] * sx, p.box[3] * sy],
                    positive=[(x * sx, y * sy) for x, y in p.positive],
-                   negative=[(x * sx, y * sy) for x, y in p.negative])
+                   negative=[(x * sx, y * sy) for x, y in p.negative],
+                   mask=None if p.mask is None else resize_mask(p.mask, size))
 
 
 class BatchPredictor:
@@ -107,20 +111,30 @@ class BatchPredictor:
                 return [p for d in batch for p in self._predict([d])]
             return [Predicted(batch[0].item, batch[0].size, None,
                               f"{batch[0].item.path}: model failed: {type(e).__name__}: {e}")]
-        return [Predicted(d.item, d.size, det.to_instances(d.size)) for d, det in zip(batch, dets)]
+        return [Predicted(d.item, d.size, det.to_instances(d.size), columns=det.columns)
+                for d, det in zip(batch, dets)]
 
     def _prompts(self, d: Decoded) -> list[Prompt]:
         sx, sy = d.image.shape[1] / d.size[1], d.image.shape[0] / d.size[0]
-        return [scale_prompt(p, sx, sy) for p in self.prompts.get(d.item.name, [])]
+        return [scale_prompt(p, sx, sy, d.image.shape[:2]) for p in self.prompts.get(d.item.name, [])]
 
     def _model(self, images: list[np.ndarray], prompts) -> list[Detections]:
         dets = self.predictor.predict(images, prompts)
         if self.refiner is None:
             return dets
-        refined = self.refiner.predict(
-            images, [[Prompt(box=[float(v) for v in b], label=lb) for b, lb in zip(d.boxes, d.labels)]
-                     for d in dets])
-        return [Detections(d.labels, d.scores, r.masks, class_probs=d.class_probs,
-                           mask_quality=r.mask_quality if r.mask_quality is not None else d.mask_quality,
-                           boxes=d.boxes)
-                for d, r in zip(dets, refined)]
+        return [refine(d, r) for d, r in zip(dets, self.refiner.predict(images, [box_prompts(d) for d in dets]))]
+
+
+def box_prompts(d: Detections) -> list[Prompt]:
+    """Each detection's box as a prompt labelled with its class."""
+    return [Prompt(box=box, label=label) for box, label in zip(d.xywh.tolist(), d.labels)]
+
+
+def refine(d: Detections, r: Detections) -> Detections:
+    """``d`` with the masks (and their boxes) ``r`` found from its boxes; the
+    class, score and class distribution stay the detector's. The detector's
+    mask uncertainty described its own masks and goes; the refiner's extras
+    come instead (SAM's IoU estimate), but not SAM's logits."""
+    data = {k: v for k, v in d.data.items() if k != MASK_UNCERTAINTY}
+    data.update((k, v) for k, v in r.data.items() if k != MASK_LOGITS)
+    return replace(d, xyxy=r.xyxy, mask=r.mask, data=data)

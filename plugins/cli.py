@@ -6,8 +6,10 @@ from pathlib import Path
 
 import click
 
+from annot.help_format import Group
 
-@click.group("plugins")
+
+@click.group("plugins", cls=Group)
 def plugins():
     """Model plugins (entry-point group annot.predictors)."""
 
@@ -37,7 +39,7 @@ def plugins_list(as_json):
     Console().print(t)
 
 
-@click.group("sam")
+@click.group("sam", cls=Group)
 def sam():
     """Segment Anything: precompute image embeddings."""
 

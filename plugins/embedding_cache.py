@@ -1,7 +1,8 @@
 """SAM image embeddings, cached: in memory (LRU, bounded in bytes) and on disk.
 
 An embedding is computed once per image content (keyed by the sha256 of the
-pixels), so a second click on the same image costs only the mask decoder.
+pixels, or a key the caller gives), so a second click on the same image costs
+only the mask decoder. One lock guards the LRU: a server's threads share it.
 ``annot sam precompute`` fills the disk cache ahead of labelling (a batch job
 on a GPU); embeddings are stored in fp16 (2 MB each for SAM's 256x64x64).
 """
@@ -9,6 +10,7 @@ on a GPU); embeddings are stored in fp16 (2 MB each for SAM's 256x64x64).
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections import OrderedDict
 from pathlib import Path
 
@@ -27,26 +29,31 @@ class EmbeddingCache:
     def __init__(self, max_bytes: int = DEFAULT_BYTES, directory: Path | None = None, fp16: bool = True):
         self.max_bytes, self.directory, self.fp16 = max_bytes, Path(directory) if directory else None, fp16
         self._items: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
         self.bytes = 0
         self.hits = self.misses = 0
 
     def get(self, key: str) -> np.ndarray | None:
-        item = self._items.get(key)
-        if item is not None:
-            self._items.move_to_end(key)
-            self.hits += 1
-            return item
+        with self._lock:
+            item = self._items.get(key)
+            if item is not None:
+                self._items.move_to_end(key)
+                self.hits += 1
+                return item
         if self.directory is not None and (self.directory / f"{key}.npy").is_file():
             item = np.load(self.directory / f"{key}.npy")
-            self._remember(key, item)
-            self.hits += 1
+            with self._lock:
+                self._remember(key, item)
+                self.hits += 1
             return item
-        self.misses += 1
+        with self._lock:
+            self.misses += 1
         return None
 
     def put(self, key: str, embedding: np.ndarray, persist: bool = False) -> np.ndarray:
         item = embedding.astype(np.float16) if self.fp16 else embedding
-        self._remember(key, item)
+        with self._lock:
+            self._remember(key, item)
         if persist and self.directory is not None:
             import io
 

@@ -1,28 +1,31 @@
 """torchvision Mask R-CNN as a predictor that keeps what active learning needs.
 
 torchvision's ``RoIHeads.postprocess_detections`` keeps one score per
-detection and drops the class distribution. :class:`ClassProbRoIHeads` lets it
-run unchanged, then finds each kept box among the decoded per-class boxes of
-the proposals (the box of proposal i for class c is unique) and attaches that
-proposal's full softmax vector, so entropy and margin can be computed later.
-The soft masks torchvision pastes are kept as a per-detection mask quality:
-the mean probability inside the thresholded mask.
+detection and drops the class distribution. :func:`detect` runs the model's
+own modules (transform, backbone, RPN, box and mask heads) in the order
+``GeneralizedRCNN.forward`` does, with torchvision's selection (per-class
+candidates, small-box removal, per-class NMS, top-k) written out so that each
+kept detection remembers its proposal: its full softmax vector is that
+proposal's row, exactly. The pasted soft masks give each detection's mask
+uncertainty before they are thresholded. Nothing is written to the model:
+the score threshold, the classes to leave out and the precision are the
+predictor's, set once at load, so one loaded predictor can serve many threads.
 
 Backbones: ``resnet50_fpn_v2`` (torchvision's builder; the GPU default) and
 ``mobilenet_v3_large_fpn`` (Mask R-CNN on torchvision's MobileNetV3-FPN
 backbone; the CPU default). Weights come from a checkpoint file
 (``{"model": state_dict, "classes": [...], "backbone": ..., "min_size": ...,
-"max_size": ...}``, the last three optional); torchvision's
-COCO weights (``weights="coco"``) when the machine can download them or has
-them in the torch cache.
+"max_size": ...}``, the last three optional); torchvision's COCO weights
+(``weights="coco"``) when the machine can download them or has them in the
+torch cache.
 """
 
 from __future__ import annotations
 
-import pickle
+import math
+from collections import OrderedDict
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torchvision.models.detection import (
@@ -32,90 +35,187 @@ from torchvision.models.detection import (
 )
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.backbone_utils import mobilenet_backbone
-from torchvision.models.detection.roi_heads import RoIHeads
+from torchvision.models.detection.roi_heads import maskrcnn_inference
+from torchvision.models.detection.rpn import concat_box_prediction_layers
 from torchvision.ops import boxes as box_ops
 
-from annot.errors import AnnotError
+from annot.detections import CLASS_PROBS, EMBEDDING, MASK_UNCERTAINTY, Detections
+from annot.errors import AnnotError, reason
 
 from .precision import autocast
-from .predictor import Detections
 
 BACKBONES = ("resnet50_fpn_v2", "mobilenet_v3_large_fpn")
 COCO_WEIGHTS = MaskRCNN_ResNet50_FPN_V2_Weights.COCO_V1
-
-
-class ClassProbRoIHeads(RoIHeads):
-    def postprocess_detections(self, class_logits, box_regression, proposals, image_shapes):
-        boxes, scores, labels = super().postprocess_detections(class_logits, box_regression, proposals, image_shapes)
-        probs = F.softmax(class_logits, -1).split([len(p) for p in proposals])
-        decoded = self.box_coder.decode(box_regression, proposals).split([len(p) for p in proposals])
-        self._class_probs = []
-        for b, lab, p, d, shape in zip(boxes, labels, probs, decoded, image_shapes):
-            d = box_ops.clip_boxes_to_image(d, shape)  # as the parent did before filtering
-            cand = d[:, lab, :].permute(1, 0, 2)  # (kept, proposals, 4): each kept box's class column
-            match = (cand - b[:, None, :]).abs().sum(-1).argmin(-1)
-            self._class_probs.append(p[match])
-        return boxes, scores, labels
-
-    def forward(self, features, proposals, image_shapes, targets=None):
-        result, losses = super().forward(features, proposals, image_shapes, targets)
-        if not self.training:
-            for r, cp in zip(result, self._class_probs):
-                r["class_probs"] = cp
-        return result, losses
+UNUSED = "N/A"  # torchvision's name for the COCO category ids COCO left unused
+UNCERTAIN = (0.05, 0.95)  # soft-mask probabilities counted as uncertain pixels
 
 
 def build(backbone: str, num_classes: int, min_size: int = 800, max_size: int = 1333) -> MaskRCNN:
-    """A Mask R-CNN with random weights; ``num_classes`` counts the background."""
+    """A plain torchvision Mask R-CNN with random weights; ``num_classes``
+    counts the background."""
     if backbone == "resnet50_fpn_v2":
-        model = maskrcnn_resnet50_fpn_v2(weights=None, weights_backbone=None, num_classes=num_classes,
-                                         min_size=min_size, max_size=max_size)
-    elif backbone == "mobilenet_v3_large_fpn":
+        return maskrcnn_resnet50_fpn_v2(weights=None, weights_backbone=None, num_classes=num_classes,
+                                        min_size=min_size, max_size=max_size)
+    if backbone == "mobilenet_v3_large_fpn":
         bb = mobilenet_backbone(backbone_name="mobilenet_v3_large", weights=None, fpn=True, trainable_layers=6)
         # three feature maps: anchors as torchvision's fasterrcnn_mobilenet_v3_large_fpn sets them
         anchors = AnchorGenerator(((32, 64, 128, 256, 512),) * 3, ((0.5, 1.0, 2.0),) * 3)
-        model = MaskRCNN(bb, num_classes=num_classes, min_size=min_size, max_size=max_size,
-                         rpn_anchor_generator=anchors)
-    else:
-        raise AnnotError(f"unknown backbone {backbone!r}; known: {', '.join(BACKBONES)}")
-    model.roi_heads.__class__ = ClassProbRoIHeads
-    return fp32_box_math(model)
+        return MaskRCNN(bb, num_classes=num_classes, min_size=min_size, max_size=max_size,
+                        rpn_anchor_generator=anchors)
+    raise AnnotError(f"unknown backbone {backbone!r}; known: {', '.join(BACKBONES)}")
 
 
-def _to_fp32(_module, _inputs, output):
-    if isinstance(output, torch.Tensor):
-        return output.float()
-    return type(output)(_to_fp32(None, None, o) for o in output)
+# -- inference ------------------------------------------------------------------
 
 
-def fp32_box_math(model: MaskRCNN) -> MaskRCNN:
-    """Make the prediction heads hand fp32 to torchvision's box arithmetic.
+def detect(model: MaskRCNN, images: list[torch.Tensor], score_threshold: float,
+           allowed: torch.Tensor | None = None, embeddings: bool = False) -> list[dict]:
+    """``model``'s detections of ``images`` (CHW floats in [0, 1]), as
+    torchvision returns them (``boxes`` xyxy, ``labels``, ``scores``, soft
+    ``masks`` (n, 1, H, W) at each image's size) plus ``class_probs`` (n,
+    classes + 1) and, with ``embeddings``, the image's ``embedding``.
 
-    Under bf16 autocast the RPN and box heads output bf16, and torchvision
-    decodes boxes in the dtype of the deltas: every proposal and output box is
-    then rounded to bf16 (8 px steps at x = 1000; measured: 99.5 % of box
-    coordinates came out as even integers). Forward hooks cast the heads'
-    outputs to fp32, so backbone, FPN and heads still run in bf16 while box
-    decoding, NMS and mask pasting stay exact. Idempotent; state dict unchanged.
+    Detections scoring below ``score_threshold`` are dropped before NMS, the
+    mask head and mask pasting (torchvision applies its own ``score_thresh``
+    there; dropping afterwards would leave the kept set the same but pay for
+    the rest). ``allowed``: which of the classes + 1 columns may be detected
+    (None: every class but the background).
+
+    Under bf16/fp16 autocast the heads' outputs are widened before box
+    arithmetic: torchvision decodes boxes in the dtype of the deltas, which
+    in bf16 rounds coordinates to 8 px steps at x = 1000.
     """
-    if getattr(model, "_annot_fp32_box_math", False):
-        return model
-    for head in (model.rpn.head, model.roi_heads.box_predictor, model.roi_heads.mask_predictor):
-        if head is not None:
-            head.register_forward_hook(_to_fp32)
-    model._annot_fp32_box_math = True
-    return model
+    original_sizes = [tuple(im.shape[-2:]) for im in images]
+    batch, _ = model.transform(images)
+    features = model.backbone(batch.tensors)
+    if isinstance(features, torch.Tensor):
+        features = OrderedDict([("0", features)])
+    proposals = _proposals(model.rpn, batch, features)
+    heads = model.roi_heads
+    box_features = heads.box_head(heads.box_roi_pool(features, proposals, batch.image_sizes))
+    class_logits, box_regression = heads.box_predictor(box_features)
+    results = _select(heads, class_logits.float(), box_regression.float(), proposals, batch.image_sizes,
+                      score_threshold, allowed)
+    boxes = [r["boxes"] for r in results]
+    mask_logits = heads.mask_predictor(heads.mask_head(heads.mask_roi_pool(features, boxes, batch.image_sizes)))
+    for r, probs in zip(results, maskrcnn_inference(mask_logits.float(), [r["labels"] for r in results])):
+        r["masks"] = probs
+    results = model.transform.postprocess(results, batch.image_sizes, original_sizes)
+    if embeddings:
+        for r, emb in zip(results, _embeddings(features, batch)):
+            r["embedding"] = emb
+    return results
+
+
+def _proposals(rpn, batch, features) -> list[torch.Tensor]:
+    """``RegionProposalNetwork.forward`` at inference, deltas decoded in fp32."""
+    levels = list(features.values())
+    objectness, deltas = rpn.head(levels)
+    anchors = rpn.anchor_generator(batch, levels)
+    per_level = [o[0].numel() for o in objectness]
+    objectness, deltas = concat_box_prediction_layers(objectness, deltas)
+    proposals = rpn.box_coder.decode(deltas.float(), anchors).view(len(anchors), -1, 4)
+    boxes, _ = rpn.filter_proposals(proposals, objectness.float(), batch.image_sizes, per_level)
+    return boxes
+
+
+def _select(heads, class_logits, box_regression, proposals, image_sizes, threshold: float,
+            allowed: torch.Tensor | None) -> list[dict]:
+    """``RoIHeads.postprocess_detections`` with ``threshold`` inclusive, the
+    ``allowed`` classes only, and each detection's class distribution."""
+    counts = [len(p) for p in proposals]
+    decoded = heads.box_coder.decode(box_regression, proposals).split(counts)
+    probs = F.softmax(class_logits, -1).split(counts)
+    out = []
+    for boxes, p, shape in zip(decoded, probs, image_sizes):
+        n, c = p.shape
+        boxes = box_ops.clip_boxes_to_image(boxes, shape)
+        cand = torch.ones(c, dtype=torch.bool, device=p.device) if allowed is None else allowed.to(p.device)
+        cand[0] = False  # the background
+        labels = torch.arange(c, device=p.device).expand(n, c)[:, cand].reshape(-1)
+        rows = torch.arange(n, device=p.device).view(-1, 1).expand(n, c)[:, cand].reshape(-1)
+        scores = p[:, cand].reshape(-1)
+        boxes = boxes[:, cand].reshape(-1, 4)
+        keep = torch.where(scores >= threshold)[0]
+        keep = keep[box_ops.remove_small_boxes(boxes[keep], min_size=1e-2)]
+        keep = keep[box_ops.batched_nms(boxes[keep], scores[keep], labels[keep], heads.nms_thresh)]
+        keep = keep[: heads.detections_per_img]
+        out.append({"boxes": boxes[keep], "labels": labels[keep], "scores": scores[keep],
+                    "class_probs": p[rows[keep]]})
+    return out
+
+
+def _embeddings(features: OrderedDict, batch) -> list[torch.Tensor]:
+    """Per image: each FPN level averaged over the image's own (unpadded)
+    area, concatenated, L2-normalised: what diversity ranking compares."""
+    padded_h, padded_w = batch.tensors.shape[-2:]
+    out = []
+    for k, (h, w) in enumerate(batch.image_sizes):
+        parts = []
+        for f in features.values():
+            fh = max(1, math.ceil(h * f.shape[-2] / padded_h))
+            fw = max(1, math.ceil(w * f.shape[-1] / padded_w))
+            parts.append(f[k, :, :fh, :fw].float().mean((1, 2)))
+        out.append(F.normalize(torch.cat(parts), dim=0))
+    return out
+
+
+def mask_uncertainty(soft: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
+    """Per detection: the mean binary entropy (bits) of its soft mask ``soft``
+    (n, H, W) over the uncertain pixels (0.05 < p < 0.95) inside its box
+    (n, 4 xyxy); 0 when it has none. Measured in the box, so only a crop of
+    each mask is touched."""
+    out = torch.zeros(len(soft), device=soft.device)
+    lo, hi = UNCERTAIN
+    for k, (m, b) in enumerate(zip(soft, boxes.tolist())):
+        x0, y0 = max(int(math.floor(b[0])), 0), max(int(math.floor(b[1])), 0)
+        p = m[y0 : int(math.ceil(b[3])), x0 : int(math.ceil(b[2]))]
+        p = p[(p > lo) & (p < hi)].float()
+        if p.numel():
+            out[k] = -(p * torch.log2(p) + (1 - p) * torch.log2(1 - p)).mean()
+    return out
+
+
+# -- weights --------------------------------------------------------------------
 
 
 def _load_checkpoint(path) -> dict:
     """``{"model": state_dict, "classes": [...], ...}``; one clear line when it is not that."""
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as e:
-        raise AnnotError(f"{path}: not a readable checkpoint: {str(e).splitlines()[0]}") from None
-    if not isinstance(state, dict) or "model" not in state or "classes" not in state:
-        raise AnnotError(f"{path}: not an annot Mask R-CNN checkpoint (a dict with 'model' and 'classes')")
+    except Exception as e:  # pickle raises whatever the bytes lead it to: KeyError, IndexError, ...
+        raise AnnotError(f"{path}: not a readable checkpoint ({reason(e)})") from None
+    if not isinstance(state, dict) or not isinstance(state.get("model"), dict) \
+            or not isinstance(state.get("classes"), (list, tuple)) \
+            or not all(isinstance(c, str) and c for c in state["classes"]):
+        raise AnnotError(f"{path}: not an annot Mask R-CNN checkpoint (a dict with 'model', a state dict, and "
+                         f"'classes', a list of names)")
     return state
+
+
+def state_dict_mismatch(model: torch.nn.Module, state: dict) -> str | None:
+    """Why ``state`` does not load into ``model``, in one sentence; None if it fits."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [(k, tuple(state[k].shape), tuple(v.shape)) for k, v in own.items()
+              if k in state and hasattr(state[k], "shape") and tuple(state[k].shape) != tuple(v.shape)]
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} weight(s) missing (first: {missing[0]})")
+    if unexpected:
+        parts.append(f"{len(unexpected)} unexpected (first: {unexpected[0]})")
+    if shapes:
+        k, theirs, ours = shapes[0]
+        parts.append(f"{len(shapes)} of another shape (first: {k} is {theirs} in the file, {ours} in the model)")
+    return "; ".join(parts) or None
+
+
+def load_weights(model: torch.nn.Module, state: dict, source, what: str) -> None:
+    problem = state_dict_mismatch(model, state)
+    if problem:
+        raise AnnotError(f"{source}: does not fit {what}: {problem}")
+    model.load_state_dict(state)
 
 
 def coco_weights_path() -> Path:
@@ -132,27 +232,29 @@ def coco_model() -> tuple[MaskRCNN, list[str]]:
     try:
         state = torch.hub.load_state_dict_from_url(COCO_WEIGHTS.url, progress=False, check_hash=True,
                                                    map_location="cpu")
-    except (RuntimeError, EOFError, pickle.UnpicklingError) as e:  # there, but damaged
-        raise AnnotError(f"{coco_weights_path()}: not a readable weights file ({str(e).splitlines()[0]}); "
-                         f"delete it and download {COCO_WEIGHTS.url} again") from None
     except (URLError, OSError) as e:
         raise AnnotError(f"--weights coco: {coco_weights_path()} is not there and cannot be downloaded "
                          f"({getattr(e, 'reason', e)}); on a machine with internet download {COCO_WEIGHTS.url} "
                          f"and copy it to that path (TORCH_HOME moves the cache)") from None
+    except Exception as e:  # there, but damaged
+        raise AnnotError(f"{coco_weights_path()}: not a readable weights file ({reason(e)}); "
+                         f"delete it and download {COCO_WEIGHTS.url} again") from None
     classes = list(COCO_WEIGHTS.meta["categories"][1:])
     model = build("resnet50_fpn_v2", len(classes) + 1)
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as e:
-        raise AnnotError(f"{coco_weights_path()}: not torchvision's Mask R-CNN v2 COCO weights: "
-                         f"{str(e).splitlines()[0]}") from None
+    load_weights(model, state, coco_weights_path(), "torchvision's Mask R-CNN v2 COCO weights")
     return model, classes
+
+
+# -- the predictor ----------------------------------------------------------------
 
 
 class MaskRCNNPredictor:
     name = "maskrcnn"
     version = "torchvision"
     capabilities = frozenset({"masks", "automatic", "trainable"})
+    #: what ``load`` reads; the CLI refuses any other model option for this model
+    load_options = frozenset({"checkpoint", "weights", "backbone", "score_threshold", "device", "precision",
+                              "embeddings"})
 
     def __init__(self):
         self.model: MaskRCNN | None = None
@@ -160,44 +262,48 @@ class MaskRCNNPredictor:
         self.device = "cpu"
         self.score_threshold = 0.5
         self.precision = "auto"
+        self.embeddings = False
+        self._allowed: torch.Tensor | None = None
 
     def load(self, checkpoint=None, model: MaskRCNN | None = None, classes: list[str] | None = None,
              backbone: str | None = None, device: str | None = None, score_threshold: float = 0.5,
-             weights: str | None = None, precision: str = "auto", **_) -> None:
+             weights: str | None = None, precision: str = "auto", embeddings: bool = False, **_) -> None:
         """From ``checkpoint`` (a path), torchvision's COCO weights
         (``weights="coco"``), or an in-memory ``model`` with its ``classes``.
         ``precision``: auto (bf16 autocast on GPUs that have it, else fp16;
-        fp32 on CPU), fp32, bf16 or fp16."""
+        fp32 on CPU), fp32, bf16 or fp16. ``embeddings``: also return each
+        image's pooled backbone features (``image_data["embedding"]``)."""
+        if checkpoint is not None and weights is not None:
+            raise AnnotError("maskrcnn: give a checkpoint or --weights coco, not both")
         self.precision = precision
-        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.device = device or self.default_device()
         if weights == "coco":
             model, classes = coco_model()
         elif weights is not None:
             raise AnnotError(f"unknown weights {weights!r}: use coco, or a checkpoint")
         elif checkpoint is not None:
-            state = _load_checkpoint(checkpoint)
-            classes = list(state["classes"])
-            backbone = state.get("backbone") or backbone or self.default_backbone()
-            # the input scale it was trained at, when the checkpoint records it
-            model = build(backbone, len(classes) + 1, state.get("min_size", 800), state.get("max_size", 1333))
-            head = state["model"].get("roi_heads.box_predictor.cls_score.weight")
-            if head is not None and head.shape[0] != len(classes) + 1:
-                raise AnnotError(f"{checkpoint}: its box head has {head.shape[0] - 1} classes but it lists "
-                                 f"{len(classes)}")
-            try:
-                model.load_state_dict(state["model"])
-            except RuntimeError as e:
-                raise AnnotError(f"{checkpoint}: does not fit a {backbone} Mask R-CNN: "
-                                 f"{str(e).splitlines()[0]}") from None
+            model, classes = self._from_checkpoint(checkpoint, backbone)
         if model is None or classes is None:
             raise AnnotError("maskrcnn: give a checkpoint, or a model with its classes")
-        if not isinstance(model.roi_heads, ClassProbRoIHeads):
-            model.roi_heads.__class__ = ClassProbRoIHeads
-        fp32_box_math(model)
         n_out = model.roi_heads.box_predictor.cls_score.out_features
         if n_out != len(classes) + 1:
             raise AnnotError(f"maskrcnn: the model predicts {n_out - 1} classes, {len(classes)} were named")
-        self.model, self.classes, self.score_threshold = model.to(self.device).eval(), list(classes), score_threshold
+        self.classes, self.score_threshold, self.embeddings = list(classes), float(score_threshold), embeddings
+        self._allowed = torch.tensor([True] + [c != UNUSED for c in self.classes])
+        self.model = model.to(self.device).eval()
+
+    def _from_checkpoint(self, checkpoint, backbone: str | None) -> tuple[MaskRCNN, list[str]]:
+        state = _load_checkpoint(checkpoint)
+        classes = list(state["classes"])
+        backbone = state.get("backbone") or backbone or self.default_backbone()
+        # the input scale it was trained at, when the checkpoint records it
+        model = build(backbone, len(classes) + 1, state.get("min_size", 800), state.get("max_size", 1333))
+        head = state["model"].get("roi_heads.box_predictor.cls_score.weight")
+        if head is not None and head.shape[0] != len(classes) + 1:
+            raise AnnotError(f"{checkpoint}: its box head has {head.shape[0] - 1} classes but it lists "
+                             f"{len(classes)}")
+        load_weights(model, state["model"], checkpoint, f"a {backbone} Mask R-CNN")
+        return model, classes
 
     @staticmethod
     def default_device() -> str:
@@ -213,35 +319,22 @@ class MaskRCNNPredictor:
 
     @torch.inference_mode()
     def predict(self, images, prompts=None) -> list[Detections]:
+        if self.model is None:
+            raise AnnotError("maskrcnn: load() first")
         # uint8 crosses to the device (4x less than float), then is scaled there
         tensors = [(torch.from_numpy(im) if im.flags.writeable else torch.tensor(im))
                    .to(self.device, non_blocking=True).permute(2, 0, 1).float() / 255 for im in images]
-        heads = self.model.roi_heads
-        model_floor = heads.score_thresh
-        # torchvision drops boxes scoring <= score_thresh before NMS, the mask head and mask pasting (a Python
-        # loop over detections): filtering there instead of afterwards skips that work for boxes we would drop.
-        # The kept set is the same: NMS only lets a box be suppressed by a higher-scoring one, and the top-k cap
-        # keeps the best. nextafter makes torchvision's strict ">" our ">=".
-        heads.score_thresh = float(np.nextafter(np.float32(self.score_threshold), np.float32(-np.inf)))
-        try:
-            with autocast(self.device, self.precision):
-                outputs = self.model(tensors)
-        finally:
-            heads.score_thresh = model_floor
+        with autocast(self.device, self.precision):
+            outputs = detect(self.model, tensors, self.score_threshold, self._allowed, self.embeddings)
+        names = tuple(self.classes)
+        columns = {CLASS_PROBS: ("__background__", *names)}
         out = []
         for o in outputs:
-            keep = o["scores"] >= self.score_threshold
-            soft = o["masks"][keep, 0].float()
-            hard = soft >= 0.5
-            quality = (soft * hard).sum((1, 2)) / hard.sum((1, 2)).clamp(min=1)
-            boxes = o["boxes"][keep].float()
-            boxes[:, 2:] -= boxes[:, :2]  # xyxy -> COCO xywh
-            out.append(Detections(
-                [self.classes[int(i) - 1] for i in o["labels"][keep]],
-                o["scores"][keep].float().cpu().numpy(),
-                hard.cpu().numpy(),
-                class_probs=o["class_probs"][keep].float().cpu().numpy(),
-                mask_quality=quality.cpu().numpy(),
-                boxes=boxes.cpu().numpy(),
-            ))
+            soft = o["masks"][:, 0].float()
+            data = {CLASS_PROBS: o["class_probs"].float().cpu().numpy(),
+                    MASK_UNCERTAINTY: mask_uncertainty(soft, o["boxes"]).cpu().numpy()}
+            image_data = {EMBEDDING: o["embedding"].cpu().numpy()} if "embedding" in o else {}
+            out.append(Detections(o["boxes"].float().cpu().numpy(), (o["labels"] - 1).cpu().numpy(),
+                                  o["scores"].float().cpu().numpy(), names, (soft >= 0.5).cpu().numpy(),
+                                  data, columns, image_data))
         return out

@@ -6,10 +6,11 @@ label config's controls through the converters' Label Studio writer (brush
 RLE keeps holes; polygons are traced with ``simplify`` px tolerance).
 
 ``coco``: a COCO results list (``COCO.loadRes`` reads it) with RLE masks and,
-when the model gives them, ``class_probs`` and ``mask_quality`` per detection;
-beside it ``<OUT stem>.images.json``, a COCO file with the images and
-categories the results refer to (``COCO(images).loadRes(OUT)`` works without
-any ground truth).
+when the model gives them, ``class_probs``, ``mask_uncertainty`` and
+``iou_prediction`` per detection; beside it ``<OUT stem>.images.json``, a COCO
+file with the images and categories the results refer to
+(``COCO(images).loadRes(OUT)`` works without any ground truth), whose
+``info.columns`` names the columns of ``class_probs``.
 
 Each predicted image is appended to a journal (``OUT.partial``, JSON lines) the
 moment it is done; OUT itself is written atomically at the end and the journal
@@ -37,6 +38,7 @@ from .batch_predict import Predicted
 from .inputs import InputImage
 
 FORMATS = ("labelstudio", "coco")
+UNUSED = "N/A"
 
 
 @dataclass
@@ -72,6 +74,7 @@ class PredictionWriter:
         self.previous_images: dict[str, dict] = {}  # coco: name -> image entry of the images file
         self.records: dict[str, dict] = {}  # name -> journal record
         self.added = 0  # images predicted by this run
+        self.columns: dict[str, list[str]] = {}  # names of the columns of 2-D extras
         if resume:
             self._load_previous()
         else:
@@ -125,6 +128,7 @@ class PredictionWriter:
         self.previous_images = {im["file_name"]: im for im in meta["images"]}
         if self.spec.categories is None:
             self.spec.categories = [Category(c["id"], c["name"]) for c in meta["categories"]]
+        self.columns = dict((meta.get("info") or {}).get("columns") or {})
         for name, im in self.previous_images.items():
             known = self.by_name.get(name)
             if known is not None and known.image_id != im["id"]:
@@ -144,6 +148,8 @@ class PredictionWriter:
         rec = {"name": p.item.name, "id": p.item.image_id, "height": p.size[0], "width": p.size[1],
                "instances": [{"label": i.label, "bbox": i.bbox, "area": i.area, "segmentation": i.segmentation,
                               "score": i.score, "extra": i.extra} for i in p.instances]}
+        if p.columns:
+            rec["columns"] = {k: list(v) for k, v in p.columns.items()}
         if self._fh is None:
             self.journal.parent.mkdir(parents=True, exist_ok=True)
             self._fh = open(self.journal, "ab")
@@ -225,15 +231,19 @@ class PredictionWriter:
         ids = self._label_ids()
         images = dict(self.previous_images)
         results = [r for _, rs in self.previous for r in rs]
+        columns = dict(self.columns)
         for name, rec in sorted(self.records.items(), key=lambda kv: kv[1]["id"]):
             images[name] = {"id": rec["id"], "file_name": name, "width": rec["width"], "height": rec["height"]}
+            columns.update(rec.get("columns") or {})
             for i in rec["instances"]:
                 r = {"image_id": rec["id"], "category_id": ids[i["label"]], "bbox": i["bbox"],
                      "score": i["score"], "segmentation": i["segmentation"], "area": i["area"]}
                 r.update(i["extra"] or {})
                 results.append(r)
-        categories = [{"id": c.id, "name": c.name} for c in self._categories() if c.name != "N/A"]
-        meta = {"images": sorted(images.values(), key=lambda im: im["id"]), "annotations": [],
+        # torchvision's COCO classes include "N/A" for the ids COCO left unused: never predicted, not listed
+        categories = [{"id": c.id, "name": c.name} for c in self._categories() if c.name != UNUSED]
+        meta = {"info": {"columns": columns} if columns else {},
+                "images": sorted(images.values(), key=lambda im: im["id"]), "annotations": [],
                 "categories": categories}
         write_json_atomic(images_path(self.out), meta, overwrite=True)
         write_json_atomic(self.out, results, overwrite=True)

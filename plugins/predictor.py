@@ -1,74 +1,54 @@
 """The predictor interface: what every model plugin provides.
 
-A predictor turns images (and, for interactive models, prompts) into
-:class:`Detections`: parallel arrays per image, the shape supervision and
-detectron2 use, bridged to the COCO core by :meth:`Detections.to_instances`.
+A predictor turns images (and, for interactive models, prompts) into one
+:class:`~annot.detections.Detections` per image. A loaded predictor is called
+again and again, from several threads at once in a server: ``load`` takes
+every setting (threshold, device, precision), ``predict`` takes only images
+and prompts, and nothing a call computes is kept in the predictor or written
+into its model.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from annot.geometry import mask_instance
-from annot.model import Instance
+from annot.detections import Detections
+
+DEFAULT_LABEL = "object"  # the class of a prompt that names none
 
 
 @dataclass
 class Prompt:
-    """What a labeller gives an interactive model: a box (``[x, y, w, h]``,
-    COCO pixels) and/or points, positive (on the object) or negative."""
+    """What a labeller gives an interactive model for one object.
+
+    ``box`` is ``[x, y, w, h]`` in COCO pixels; points are ``(x, y)``,
+    positive (on the object) or negative. To refine a region instead of
+    starting over, ``mask`` is its previous mask ((H, W) bool, image pixels)
+    and ``logits`` SAM's low-resolution logits of it ((256, 256), from
+    ``Detections.data["mask_logits"]``) when SAM made it; ``region_id`` names
+    the region (Label Studio's region id) so an answer can replace it.
+    """
 
     box: list[float] | None = None
     positive: list[tuple[float, float]] = field(default_factory=list)
     negative: list[tuple[float, float]] = field(default_factory=list)
     label: str | None = None
+    mask: np.ndarray | None = None
+    logits: np.ndarray | None = None
+    region_id: str | None = None
 
 
-@dataclass
-class Detections:
-    """One image's predictions as parallel arrays (n = number of instances)."""
-
-    labels: list[str]
-    scores: np.ndarray  # (n,)
-    masks: np.ndarray  # (n, H, W) bool
-    class_probs: np.ndarray | None = None  # (n, classes), for active learning
-    mask_quality: np.ndarray | None = None  # (n,) e.g. mean soft-mask confidence
-    boxes: np.ndarray | None = None  # (n, 4) COCO xywh, for detectors (prompts for a refiner)
-
-    def __post_init__(self):
-        n = len(self.labels)
-        if self.scores.shape != (n,) or self.masks.ndim != 3 or len(self.masks) != n:
-            raise ValueError(f"Detections: {n} labels but scores {self.scores.shape} and masks {self.masks.shape}")
-
-    def to_instances(self, size: tuple[int, int] | None = None) -> list[Instance]:
-        """COCO instances (RLE masks); with ``size`` = (height, width) larger
-        than the masks (the model saw a downscaled image) each mask is
-        upsampled to it, one at a time."""
-        out = []
-        for k, (label, score, m) in enumerate(zip(self.labels, self.scores.tolist(), self.masks)):
-            if size is not None and m.shape != tuple(size):
-                m = resize_mask(m, size)
-            rle, bbox, area = mask_instance(m)
-            if area:
-                extra = {}
-                if self.class_probs is not None:
-                    extra["class_probs"] = self.class_probs[k].tolist()
-                if self.mask_quality is not None:
-                    extra["mask_quality"] = float(self.mask_quality[k])
-                out.append(Instance(label, bbox, area, rle, score=score, extra=extra or None))
-        return out
-
-
-def resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """A boolean mask resampled to ``size`` = (height, width): bilinear on
-    0/255, then thresholded at half, so upsampled edges are smooth."""
-    import cv2
-
-    up = cv2.resize(mask.astype(np.uint8) * 255, (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
-    return up >= 128
+def prompt_classes(prompts: Sequence[Prompt]) -> tuple[tuple[str, ...], np.ndarray]:
+    """(class names in order of first use, each prompt's class id): prompted
+    models answer in the prompts' own labels."""
+    labels = [p.label or DEFAULT_LABEL for p in prompts]
+    names = tuple(dict.fromkeys(labels))
+    index = {n: k for k, n in enumerate(names)}
+    return names, np.array([index[lb] for lb in labels], np.int64)
 
 
 @runtime_checkable
@@ -76,8 +56,10 @@ class Predictor(Protocol):
     name: str
     version: str
     device: str
-    #: what it can do: "masks", "box_prompt", "point_prompt", "automatic", "trainable"
+    #: what it can do: "masks", "box_prompt", "point_prompt", "mask_prompt", "automatic", "trainable"
     capabilities: frozenset[str]
+    #: the options ``load`` reads; the CLI refuses an option the model would ignore
+    load_options: frozenset[str]
 
     def load(self, **options) -> None: ...
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -126,3 +127,56 @@ def label_studio(tmp_path_factory):
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+
+
+TOY_PREDICTOR = '''
+import torch
+
+from annot.detections import Detections
+from annot.errors import AnnotError, reason
+
+
+class Toy:
+    """A trainable predictor whose checkpoints are tiny: {"classes": [...], ...}."""
+
+    name = "toy"
+    version = "1"
+    device = "cpu"
+    capabilities = frozenset({"masks", "automatic", "trainable"})
+    load_options = frozenset({"checkpoint", "device", "score_threshold"})
+
+    def load(self, checkpoint=None, **_):
+        try:
+            state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        except Exception as e:
+            raise AnnotError(f"{checkpoint}: not a readable checkpoint ({reason(e)})") from None
+        if not isinstance(state, dict) or not isinstance(state.get("classes"), list):
+            raise AnnotError(f"{checkpoint}: not a toy checkpoint")
+        self.classes = state["classes"]
+
+    def predict(self, images, prompts=None):
+        return [Detections.empty(self.classes, im.shape[:2]) for im in images]
+'''
+
+
+@pytest.fixture
+def toy_predictor(tmp_path_factory, monkeypatch):
+    """An installed third-party trainable predictor, ``toy``, with tiny
+    checkpoints: registry tests need checkpoints a predictor really loads.
+    Yields ``checkpoint(path, k)``, which writes the k-th distinct one."""
+    torch = pytest.importorskip("torch")
+    folder = tmp_path_factory.mktemp("toy")
+    (folder / "annot_toy_predictor.py").write_text(TOY_PREDICTOR)
+    dist = folder / "annot_toy_predictor-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: annot-toy-predictor\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[annot.predictors]\ntoy = annot_toy_predictor:Toy\n")
+    monkeypatch.syspath_prepend(str(folder))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(folder), os.environ.get("PYTHONPATH")])))
+
+    def checkpoint(path, k=0):
+        torch.save({"classes": ["a", "b"], "k": k}, path)
+        return path
+
+    yield checkpoint
+    sys.modules.pop("annot_toy_predictor", None)

@@ -6,8 +6,6 @@ import pytest
 from conftest import SAMPLES, load
 from pycocotools.coco import COCO
 
-from annot.converters.coco_reader import read_results
-from annot.converters.coco_writer import results_list
 from annot.validate import validate_coco
 
 pytestmark = pytest.mark.samples  # reads ../shared/samples
@@ -132,19 +130,29 @@ def test_datumaro_coco_assets_round_trip(convert, annot):
 
 @pytest.mark.parametrize("name", ["instances_val2014_fakebbox100_results.json",
                                   "instances_val2014_fakesegm100_results.json"])
-def test_cocoapi_fake_results_load_as_results(tmp_path, name):
+def test_cocoapi_fake_results_convert_and_validate_with_their_dataset(annot, tmp_path, name):
+    """cocoapi's own results files, with a dataset of their images and
+    categories (--gt), read as a dataset of scored annotations: the same
+    detections come out, with their scores, as pycocotools loads them."""
     path = SAMPLES / "cocodataset-cocoapi/results" / name
-    anns = read_results(path)
     orig = load(path)
-    assert len(anns) == len(orig)
-    out = results_list(anns)
-    # a ground truth with those images and categories: enough for loadRes
-    gt = COCO()
-    gt.dataset = {"images": [{"id": i} for i in sorted({r["image_id"] for r in out})],
-                  "categories": [{"id": c} for c in sorted({r["category_id"] for r in out})], "annotations": []}
-    gt.createIndex()
-    (tmp_path / "r.json").write_text(json.dumps(out))
-    dt = gt.loadRes(str(tmp_path / "r.json"))
-    assert len(dt.getAnnIds()) == len(orig)
-    first = dt.loadAnns(dt.getAnnIds()[0])[0]
-    assert first["score"] == pytest.approx(orig[0]["score"])
+    sizes = {r["image_id"]: r["segmentation"]["size"] for r in orig if "segmentation" in r}
+    gt = {"images": [{"id": i, "file_name": f"{i}.jpg", "width": sizes.get(i, [640, 640])[1],
+                      "height": sizes.get(i, [640, 640])[0]} for i in sorted({r["image_id"] for r in orig})],
+          "categories": [{"id": c, "name": f"c{c}"} for c in sorted({r["category_id"] for r in orig})],
+          "annotations": []}
+    (tmp_path / "gt.json").write_text(json.dumps(gt))
+    res = annot("validate", "coco", path, "--gt", tmp_path / "gt.json")
+    assert res.code == 0 and f"{len(orig)} results on" in res.out, res
+    res = annot("convert", "coco", "coco", path, "--gt", tmp_path / "gt.json", "-o", tmp_path / "out.json", "-q")
+    assert res.code == 0, res
+    got = load(tmp_path / "out.json")
+    ref = COCO(str(tmp_path / "gt.json")).loadRes(str(path))
+    assert len(got["annotations"]) == len(orig) == len(ref.getAnnIds())
+    names = {c["id"]: c["name"] for c in gt["categories"]}
+    out_names = {c["id"]: c["name"] for c in got["categories"]}
+    for a, r in zip(got["annotations"], ref.loadAnns(ref.getAnnIds())):
+        assert out_names[a["category_id"]] == names[r["category_id"]] and a["score"] == pytest.approx(r["score"])
+        assert a["bbox"] == pytest.approx(r["bbox"], abs=1e-6)
+    res = annot("convert", "coco", "coco", path, "-o", tmp_path / "x.json")
+    assert res.code == 2 and "a COCO results list" in res.err and "pass --gt" in res.err

@@ -78,10 +78,10 @@ def test_format_plugins_are_found_on_first_need(tmp_path, monkeypatch, annot):
     monkeypatch.delitem(sys.modules, "annot_fake_format", raising=False)
 
     reg = Registry()
-    assert reg.get("coco").help == "COCO JSON (instances)"
+    assert reg.get("coco").help.startswith("COCO JSON (instances)")
     assert "annot_fake_format" not in sys.modules  # built-in names need no scan
     assert reg.get("fake").help == "a third-party format"
-    assert "fake" in reg.readers() and reg.get("coco").help == "COCO JSON (instances)"
+    assert "fake" in reg.readers() and reg.get("coco").help.startswith("COCO JSON (instances)")
     with pytest.raises(UnknownName, match="fake"):  # the error lists plugins too
         Registry().get("nope")
     listed = annot("formats").out

@@ -12,7 +12,7 @@ from PIL import Image
 
 from annot.plugins import registry
 from annot.plugins.grabcut import GrabCutPredictor
-from annot.plugins.predictor import Detections, Predictor, Prompt
+from annot.plugins.predictor import Predictor, Prompt
 
 PENNFUDAN = SHARED / "datasets" / "PennFudanPed"
 
@@ -76,8 +76,8 @@ def test_grabcut_beats_the_box_on_pennfudan():
             prompts.append(Prompt(box=[float(v) for v in box], label="pedestrian"))
             truths.append(m)
         (det,) = gc.predict([image], [prompts])
-        assert det.labels == ["pedestrian"] * len(prompts) and det.masks.shape == (len(prompts), *gt.shape)
-        for pred, m, p in zip(det.masks, truths, prompts):
+        assert det.labels == ["pedestrian"] * len(prompts) and det.mask.shape == (len(prompts), *gt.shape)
+        for pred, m, p in zip(det.mask, truths, prompts):
             x, y, w, h = (int(v) for v in p.box)
             boxmask = np.zeros_like(m)
             boxmask[y : y + h, x : x + w] = True
@@ -95,10 +95,27 @@ def test_grabcut_points_and_detections_bridge():
     image[disc] = (220, 30, 30)
     (det,) = GrabCutPredictor().predict([image], [[Prompt(box=[30, 20, 40, 40], positive=[(50, 40)],
                                                           negative=[(32, 22)], label="ball")]])
-    assert _iou(det.masks[0], disc) > 0.9
+    assert _iou(det.mask[0], disc) > 0.9
+    ys, xs = np.nonzero(det.mask[0])
+    assert det.xyxy[0].tolist() == [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]
     (inst,) = det.to_instances()
-    assert inst.label == "ball" and inst.area == det.masks[0].sum() and isinstance(inst.segmentation, dict)
+    assert inst.label == "ball" and inst.area == det.mask[0].sum() and isinstance(inst.segmentation, dict)
     with pytest.raises(ValueError, match="needs prompts"):
         GrabCutPredictor().predict([image])
-    with pytest.raises(ValueError, match="3 labels but scores"):
-        Detections(["a", "b", "c"], np.ones(2), np.zeros((3, 4, 4), bool))
+
+
+def test_grabcut_refines_a_previous_mask_with_a_click():
+    """Two touching discs: the box covers both, so the first cut takes both;
+    a negative click on one, with the previous mask, keeps only the other."""
+    image = np.full((80, 120, 3), 128, np.uint8)
+    yy, xx = np.mgrid[:80, :120]
+    left = (yy - 40) ** 2 + (xx - 45) ** 2 <= 15**2
+    right = (yy - 40) ** 2 + (xx - 75) ** 2 <= 15**2
+    image[left] = (220, 30, 30)
+    image[right] = (30, 30, 220)
+    gc = GrabCutPredictor()
+    (first,) = gc.predict([image], [[Prompt(box=[28, 23, 64, 34], label="ball")]])
+    assert _iou(first.mask[0], left | right) > 0.8
+    (again,) = gc.predict([image], [[Prompt(negative=[(75, 40)], positive=[(45, 40)], mask=first.mask[0],
+                                            label="ball", region_id="r1")]])
+    assert _iou(again.mask[0], left) > 0.8 and _iou(again.mask[0], right) < 0.1

@@ -81,7 +81,7 @@ def test_maskrcnn_labelstudio_and_coco_outputs_agree_with_the_model(annot, proje
         assert pred["score"] == pytest.approx(np.mean([r["score"] for r in regions]))
         assert len(regions) == len(mine) > 0 and {r["type"] for r in regions} == {"brushlabels"}
         (det,) = direct.predict([np.asarray(Image.open(project / "images" / name).convert("RGB"))])
-        for r, c, m in zip(regions, mine, det.masks):
+        for r, c, m in zip(regions, mine, det.mask):
             coco_mask = mask_utils.decode(c["segmentation"]).astype(bool)
             assert np.array_equal(_brush_mask(r), coco_mask) and np.array_equal(coco_mask, m)
             assert r["value"]["brushlabels"] == [CLASSES[c["category_id"] - 1]]
@@ -89,8 +89,11 @@ def test_maskrcnn_labelstudio_and_coco_outputs_agree_with_the_model(annot, proje
             # the class_probs entry of the category (index 0 = background)
             assert len(c["class_probs"]) == 3 and sum(c["class_probs"]) == pytest.approx(1, abs=1e-5)
             assert c["score"] == pytest.approx(c["class_probs"][c["category_id"]], abs=1e-6)
-            assert 0.5 <= c["mask_quality"] <= 1
-        assert [c["score"] for c in mine] == pytest.approx(det.scores.tolist(), abs=1e-6)
+            assert 0 <= c["mask_uncertainty"] <= 1
+        assert [c["score"] for c in mine] == pytest.approx(det.confidence.tolist(), abs=1e-6)
+        assert [c["mask_uncertainty"] for c in mine] == pytest.approx(det.data["mask_uncertainty"].tolist(), abs=1e-4)
+    # the class_probs columns are named once, beside the results
+    assert gt.dataset["info"]["columns"] == {"class_probs": ["__background__", *CLASSES]}
 
 
 BRUSH_CONFIG = """<View>
@@ -369,7 +372,7 @@ def test_sam_predicts_from_gt_boxes_through_the_cli(annot, tmp_path, tiny_sam_pl
             gt["annotations"].append({"id": 2 * k + j + 1, "image_id": k + 1, "category_id": cat, "bbox": box})
     (tmp_path / "gt.json").write_text(json.dumps(gt))
     res = annot("predict", "--model", tiny_sam_plugin, folder, "--gt", tmp_path / "gt.json", "-o",
-                tmp_path / "out.json", "--score-threshold", "0")
+                tmp_path / "out.json")
     assert res.code == 0, res
     tasks = load(tmp_path / "out.json")
     assert len(tasks) == 2
@@ -399,8 +402,8 @@ def test_refine_with_sam_prompts_it_with_the_detector_boxes(tiny_maskrcnn, tmp_p
     out = list(BatchPredictor(det, refiner=sam, batch_size=2, workers=0).run(items))
     (direct_a, direct_b) = det.predict([np.asarray(Image.open(p).convert("RGB")) for p in paths])
     for prompts, d in zip(seen[0], (direct_a, direct_b)):
-        assert len(prompts) == len(d.boxes) > 0
-        assert np.allclose([p.box for p in prompts], d.boxes, atol=1e-4)
+        assert len(prompts) == len(d) > 0
+        assert np.allclose([p.box for p in prompts], d.xywh, atol=1e-4)
         assert [p.label for p in prompts] == d.labels
     assert sam.encoder_calls == 2 and all(p.error is None for p in out)
 
@@ -409,8 +412,11 @@ def test_clear_messages_for_what_cannot_run_here(annot, project, tmp_path, monke
     monkeypatch.delenv("ANNOT_SAM_CHECKPOINT", raising=False)
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     images = project / "images"
+    (tmp_path / "gt.json").write_text(json.dumps({"images": [{"id": 1, "file_name": "scene00.png"}],
+                                                  "categories": [{"id": 1, "name": "square"}]}))
     cases = [
-        (("--model", "sam"), "use grabcut"),
+        (("--model", "sam", "--gt", tmp_path / "gt.json"), "use grabcut"),
+        (("--model", "sam"), "pass --gt BOXES.json"),
         (("--model", "grabcut"), "pass --gt BOXES.json"),
         (("--model", "maskrcnn", "--weights", "coco"), f"{tmp_path}/torch/hub/checkpoints/"
                                                         "maskrcnn_resnet50_fpn_v2_coco-73cbd019.pth is not there"),
@@ -421,8 +427,6 @@ def test_clear_messages_for_what_cannot_run_here(annot, project, tmp_path, monke
         res = annot("predict", images, "-o", tmp_path / "out.json", *args)
         assert res.code == 2 and message in res.err and "Traceback" not in res.err, (args, res)
         assert not (tmp_path / "out.json").exists() and not (tmp_path / "out.json.partial").exists()
-    (tmp_path / "gt.json").write_text(json.dumps({"images": [{"id": 1, "file_name": "scene00.png"}],
-                                                  "categories": [{"id": 1, "name": "square"}]}))
     torch.save({"not": torch.zeros(1)}, tmp_path / "sam_vit_b_01ec64.pth")
     res = annot("predict", images, "-o", tmp_path / "out.json", "--model", "sam", "--checkpoint",
                 tmp_path / "sam_vit_b_01ec64.pth", "--gt", tmp_path / "gt.json")
@@ -431,7 +435,8 @@ def test_clear_messages_for_what_cannot_run_here(annot, project, tmp_path, monke
                 project / "shapes.pt", "--gt", tmp_path / "gt.json")
     assert res.code == 2 and "has no category for the model's classes ['disc']" in res.err
     if not torch.cuda.is_available():
-        res = annot("predict", images, "-o", tmp_path / "out.json", "--model", "grabcut", "--device", "cuda")
+        res = annot("predict", images, "-o", tmp_path / "out.json", "--model", "maskrcnn", "--checkpoint",
+                    project / "shapes.pt", "--device", "cuda")
         assert res.code == 2 and "no CUDA device" in res.err
 
 

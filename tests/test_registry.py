@@ -14,21 +14,22 @@ from annot.db.session import open_store
 
 
 @pytest.fixture
-def env(tmp_path, monkeypatch):
+def env(tmp_path, monkeypatch, toy_predictor):
     monkeypatch.setenv("ANNOT_DB", f"sqlite:///{tmp_path / 'annot.db'}")
     monkeypatch.setenv("ANNOT_STORE", str(tmp_path / "store"))
     return tmp_path
 
 
 def _ckpt(env, k):
-    p = env / f"w{k}.pt"
-    p.write_bytes(bytes([k]) * 1000)
-    return p
+    import torch
+
+    torch.save({"classes": ["a", "b"], "k": k}, env / f"w{k}.pt")  # what the toy predictor loads
+    return env / f"w{k}.pt"
 
 
 def _register(annot, env, k, *extra):
-    res = annot("models", "register", "maskrcnn", "--checkpoint", _ckpt(env, k), "--metrics",
-                json.dumps({"bbox_AP": 0.1 * k}), "--json", *extra)
+    res = annot("models", "register", "maskrcnn", "--predictor", "toy", "--checkpoint", _ckpt(env, k),
+                "--metrics", json.dumps({"bbox_AP": 0.1 * k}), "--json", *extra)
     assert res.code == 0, res
     return json.loads(res.out)
 

@@ -261,7 +261,8 @@ def test_concurrent_imports_and_registrations_lose_nothing(env):
         c["annotations"] = c["annotations"][: k + 1]  # four different contents
         files.append(write(env / f"c{k}.json", c))
     cmds = [["dataset", "import", "same", str(f), "--image-root", str(env / "imgs"), "--json"] for f in files]
-    cmds += [["models", "register", "m", "--metrics", json.dumps({"k": k}), "--json"] for k in range(4)]
+    cmds += [["models", "register", "m", "--metrics", json.dumps({"k": k}), "--status", "training", "--json"]
+             for k in range(4)]
     # no `annot db upgrade` first: the eight processes also race to create the schema
     procs = [subprocess.Popen([sys.executable, "-m", "annot.cli", *c], stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True) for c in cmds]

@@ -59,7 +59,7 @@ def pg_url():
     shutil.rmtree(base, ignore_errors=True)
 
 
-def test_store_on_postgresql(pg_url, annot, tmp_path, monkeypatch):
+def test_store_on_postgresql(pg_url, annot, tmp_path, monkeypatch, toy_predictor):
     from pennfudan import pennfudan_coco
 
     monkeypatch.setenv("ANNOT_DB", pg_url)
@@ -75,9 +75,8 @@ def test_store_on_postgresql(pg_url, annot, tmp_path, monkeypatch):
     assert annot("dataset", "export", "peds", "--split", "train", "-o", tmp_path / "t.json").code == 0
     assert annot("validate", "coco", tmp_path / "t.json").code == 0
     for k in (1, 2):
-        ckpt = tmp_path / f"w{k}.pt"
-        ckpt.write_bytes(bytes([k]) * 100)
-        assert annot("models", "register", "m", "--checkpoint", ckpt, "--dataset", "peds@1",
+        ckpt = toy_predictor(tmp_path / f"w{k}.pt", k)
+        assert annot("models", "register", "m", "--predictor", "toy", "--checkpoint", ckpt, "--dataset", "peds@1",
                      "--scheme", "default").code == 0
     assert annot("models", "promote", "m@1").code == 0
     assert annot("models", "promote", "m@2").code == 0
