@@ -116,7 +116,8 @@ def dataset():
 @dataset.command("import")
 @click.argument("name")
 @click.argument("coco_json", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--image-root", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--image-root", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="The folder the COCO file's file_name values are relative to.")
 @click.option("-m", "--message", default="", help="What changed.")
 @click.option("-j", "--jobs", type=int, default=None, help="Processes hashing images [default: all cores].")
 @store_options
@@ -236,9 +237,10 @@ def dataset_diff(a, b, store, as_json):
 
 @dataset.command("split")
 @click.argument("ref", metavar="NAME[@VERSION]")
-@click.option("--scheme", default="default", show_default=True)
+@click.option("--scheme", default="default", show_default=True,
+              help="Name of the split scheme; a dataset can have several, each fixed once made.")
 @click.option("--ratios", default="0.8,0.1,0.1", show_default=True, help="train,val,test")
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the assignment of new images.")
 @click.option("--dedup-threshold", default=6, show_default=True, type=click.IntRange(0, 64),
               help="pHash bits within which images are near-duplicates and share a subset.")
 @store_options
@@ -261,10 +263,11 @@ def dataset_split(ref, scheme, ratios, seed, dedup_threshold, store, as_json):
 @dataset.command("export")
 @click.argument("ref", metavar="NAME[@VERSION]")
 @click.option("--split", "subset", type=click.Choice(["train", "val", "test", "all"]), default="all",
-              show_default=True)
-@click.option("--scheme", default="default", show_default=True)
-@click.option("-o", "--output", "out", required=True, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--overwrite", is_flag=True)
+              show_default=True, help="Only the images of one subset of the split scheme.")
+@click.option("--scheme", default="default", show_default=True, help="The split scheme --split refers to.")
+@click.option("-o", "--output", "out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="The COCO file to write.")
+@click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
 @read_store_options
 def dataset_export(ref, subset, scheme, out, overwrite, store):
     """Write a version (or one subset of a split) as a COCO file."""

@@ -52,7 +52,7 @@ def sam():
               help="[default: from the checkpoint file name, else vit_b]")
 @click.option("--checkpoint", type=click.Path(dir_okay=False), envvar="ANNOT_SAM_CHECKPOINT",
               help="SAM checkpoint [env ANNOT_SAM_CHECKPOINT].")
-@click.option("--device", type=click.Choice(["cpu", "cuda"]), default=None)
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default=None, help="[default: cuda when available]")
 def sam_precompute(images, cache_dir, model_type, checkpoint, device):
     """Encode every image once so that each later click costs only the decoder."""
     from .embedding_cache import EmbeddingCache
