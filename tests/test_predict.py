@@ -457,5 +457,6 @@ def test_coco_weights_load_from_the_torch_cache(annot, tmp_path, monkeypatch):
     assert len(cats) == 80 and (cats["person"], cats["toothbrush"]) == (1, 90) and "N/A" not in cats
     results = load(tmp_path / "out.json")
     names = COCO_WEIGHTS.meta["categories"]  # index = COCO category id, "N/A" for ids COCO left unused
-    assert results and all(names[r["category_id"]] in cats for r in results if names[r["category_id"]] != "N/A")
+    # random weights score every class alike, "N/A" ones too: none may be predicted, as none is listed
+    assert len(results) > 20 and all(cats.get(names[r["category_id"]]) == r["category_id"] for r in results)
     assert "maskrcnn-coco" in res.out
