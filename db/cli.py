@@ -73,7 +73,7 @@ def db():
 
 
 @db.command("upgrade")
-@click.option("--db", "db_url", envvar="ANNOT_DB", help="Database URL [default: sqlite:///annot.db].")
+@click.option("--db", "db_url", envvar="ANNOT_DB", show_envvar=True, help=DB_HELP)
 def db_upgrade(db_url):
     """Bring the database to the newest migration (creates it when missing)."""
     from . import engine as eng
@@ -271,7 +271,7 @@ def dataset_split(ref, scheme, ratios, seed, dedup_threshold, store, as_json):
 @read_store_options
 def dataset_export(ref, subset, scheme, out, overwrite, store):
     """Write a version (or one subset of a split) as a COCO file."""
-    from annot.io import check_writable, write_json_atomic
+    from annot.io import check_writable, missing_folder, write_json_atomic
 
     from .datasets import get_version, load_coco
     from .splits import subset_file_names
@@ -288,7 +288,10 @@ def dataset_export(ref, subset, scheme, out, overwrite, store):
         coco["images"] = [im for im in coco["images"] if im["file_name"] in keep]
         ids = {im["id"] for im in coco["images"]}
         coco["annotations"] = [a for a in coco["annotations"] if a["image_id"] in ids]
+    created = missing_folder(out.parent)
     write_json_atomic(out, coco, overwrite=overwrite)
+    if created is not None:
+        click.echo(f"annot: created folder {created}", err=True)
     click.echo(f"wrote {out}: {len(coco['images'])} images, {len(coco['annotations'])} annotations")
 
 
