@@ -24,14 +24,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from annot.detections import SERIALISED
-from annot.errors import AnnotError
-from annot.geometry import compress_rle, polygon_areas, polygons_bbox, rle_area_bbox
+from annot.errors import AnnotError, ParseError
+from annot.geometry import compress_rle, polygon_areas, polygons_bbox, rle_area_bbox, rle_problem
+from annot.limits import Limits, polygon_bytes
 from annot.model import DatasetBuilder, ImageDraft, Instance
 from annot.options import ConvertOptions
+from annot.paths import find_image
 from annot.report import Report
 from annot.values import is_id, is_number, is_side, numbers_to_floats, to_floats
 
-from .discovery import find_files, find_image, load_json, read_image_size, size_fits
+from .discovery import find_files, load_json, read_image_size, size_fits
 
 _FALSE = {"false", "0", "no", ""}
 _TRUE = {"true", "1", "yes"}
@@ -49,6 +51,7 @@ def read(inputs: list[Path], opts: ConvertOptions, report: Report):
     if len(files) != 1:
         raise AnnotError(f"coco: expected one JSON file, got {len(files)}")
     path = files[0][0]
+    opts.limits.json_file(path)
     doc = _load(path)
     if isinstance(doc, list):
         doc = _results_dataset(path, doc, opts.gt)
@@ -96,7 +99,7 @@ def read(inputs: list[Path], opts: ConvertOptions, report: Report):
             if size is None:
                 continue
             w, h = size
-        if not size_fits(int(w), int(h), path, where, report):
+        if not size_fits(int(w), int(h), path, where, report, opts.limits.max_pixels):
             continue
         extra = {k2: v for k2, v in im.items() if k2 not in ("id", "file_name", "width", "height")}
         key = _key(im["id"])
@@ -111,7 +114,7 @@ def read(inputs: list[Path], opts: ConvertOptions, report: Report):
         if found is None:
             continue
         inst, draft = found
-        if not _fit(inst, draft, where, path, report):
+        if not _fit(inst, draft, where, path, report, opts.limits):
             continue
         if inst.keypoints is not None:
             inst.keypoint_names = kp_names.get(inst.label)
@@ -143,7 +146,7 @@ def _results_dataset(path: Path, results: list, gt: Path | None) -> dict:
     return {**base, "annotations": annotations}
 
 
-def _fit(inst: Instance, draft: ImageDraft, where: str, path: Path, report: Report) -> bool:
+def _fit(inst: Instance, draft: ImageDraft, where: str, path: Path, report: Report, limits: Limits) -> bool:
     """Make an instance valid for its image (a bbox over the border is
     clipped, a missing polygon area measured), or report why it cannot be."""
     w, h = draft.width, draft.height
@@ -169,6 +172,12 @@ def _fit(inst: Instance, draft: ImageDraft, where: str, path: Path, report: Repo
         else:
             inst.area = -1.0 if seg else inst.bbox[2] * inst.bbox[3]
     if inst.area < 0:  # polygons without a stored area: the pycocotools pixel count
+        try:
+            for p in seg:
+                limits.allocation(polygon_bytes(p), "rasterising this polygon", path, where)
+        except ParseError as e:
+            report.error(e.path, e.item, e.reason)
+            return False
         inst.area = polygon_areas([seg], h, w)[0]
         if inst.area <= 0:
             report.error(path, where, "segmentation covers no pixel of the image")
@@ -205,6 +214,12 @@ def _instance(a, where, path, drafts, cat_name, report: Report) -> tuple[Instanc
     bbox = a.get("bbox")
     area = a.get("area")
     if isinstance(seg, dict):
+        # checked before pycocotools sees it: counts summing past height x width make it write past its buffer
+        why = rle_problem(seg) if isinstance(seg.get("counts"), (str, list)) and isinstance(seg.get("size"), list) \
+            else "RLE needs 'size' [height, width] and 'counts'"
+        if why:
+            report.error(path, where, why)
+            return None
         try:
             seg = compress_rle(seg)
             seg_area, seg_bbox = rle_area_bbox(seg)

@@ -22,6 +22,7 @@ import orjson
 
 from annot.errors import ParseError
 from annot.geometry import polygon_areas
+from annot.limits import POLYGON_BYTES_PER_PX, human, polygon_bytes
 from annot.model import (
     IGNORE_LABEL,
     Annotation,
@@ -154,11 +155,13 @@ class ImageEntries(NamedTuple):
     height: int
     path: object  # for messages
     rep: Report
+    budget: int | None = None  # bytes rasterising one polygon may take (--max-memory); None: unchecked
 
 
-def to_columns(entries: list, width: int, height: int, path, rep: Report, render: bool = False) -> Columns:
+def to_columns(entries: list, width: int, height: int, path, rep: Report, render: bool = False,
+               budget: int | None = None) -> Columns:
     """Columns of one image's ``entries``: :func:`columns_of_images` of one image."""
-    return columns_of_images([ImageEntries(entries, width, height, path, rep)], render)[0]
+    return columns_of_images([ImageEntries(entries, width, height, path, rep, budget)], render)[0]
 
 
 def read_then_measure(items: Iterable, read_one: Callable, measure: Callable[[list], list]) -> list:
@@ -187,7 +190,8 @@ def columns_of_images(images: list[ImageEntries], render: bool = False) -> list[
     Polygons outside their image are clipped to its border, counted as a
     warning. A polygon entry that covers no pixel of its image (outside it,
     or collinear points) is an error for its item and is removed from the
-    image's ``entries``. ``render``: see :attr:`Columns.render`.
+    image's ``entries``, and so is one that pycocotools would need more than
+    the image's ``budget`` to rasterise. ``render``: see :attr:`Columns.render`.
     """
     per_image = [[e for e in im.entries if isinstance(e, PolygonEntry)] for im in images]
     entries = list(chain.from_iterable(per_image))
@@ -205,7 +209,7 @@ def columns_of_images(images: list[ImageEntries], render: bool = False) -> list[
     coord_at = list(accumulate(lens, initial=0))
     image_polys = [(poly_at[entry_at[k]], poly_at[entry_at[k + 1]]) for k in range(len(images))]
     n = len(entries)
-    bbox, area = np.zeros((0, 4)), np.zeros(0)
+    bbox, area, over = np.zeros((0, 4)), np.zeros(0), {}
     if n:
         point_starts = np.fromiter(coord_at[:-1], np.intp, len(lens)) // 2
         lo, hi = np.minimum.reduceat(xy, point_starts), np.maximum.reduceat(xy, point_starts)  # per polygon
@@ -213,10 +217,13 @@ def columns_of_images(images: list[ImageEntries], render: bool = False) -> list[
         if lo.min() < 0 or (hi > size).any():
             _clip(images, per_image, image_polys, coord_at, xy, (lo < 0).any(axis=1) | (hi > size).any(axis=1))
             lo, hi = np.minimum.reduceat(xy, point_starts), np.maximum.reduceat(xy, point_starts)
+        over = _over_budget(images, image_polys, lens, size, coords, coord_at, poly_at)
         if len(lens) > n:  # several polygons in an instance: reduce once more per entry
             lo, hi = np.minimum.reduceat(lo, poly_at[:-1]), np.maximum.reduceat(hi, poly_at[:-1])
         bbox = np.concatenate([lo, hi - lo], axis=1)
         polys = [coords[a:b] for a, b in zip(coord_at, coord_at[1:])]
+        for j in over:  # never handed to pycocotools: a triangle of no area stands in
+            polys[j] = np.zeros(6)
         groups = [polys[a:b] for a, b in zip(poly_at, poly_at[1:])] if len(polys) > n else [[p] for p in polys]
         area = np.empty(n)
         for (width, height), run in groupby(range(len(images)), key=lambda k: (images[k].width, images[k].height)):
@@ -225,6 +232,9 @@ def columns_of_images(images: list[ImageEntries], render: bool = False) -> list[
             if b > a:
                 area[a:b] = polygon_areas(groups[a:b], height, width)
     empty = (area <= 0) | (bbox[:, 2:] <= 0).any(axis=1) if n else None
+    reasons = {int(np.searchsorted(poly_at, j, "right")) - 1: why for j, why in over.items()} if n else {}
+    for e in reasons:
+        empty[e] = True
     out = []
     for k, im in enumerate(images):
         a, b = entry_at[k], entry_at[k + 1]
@@ -232,7 +242,7 @@ def columns_of_images(images: list[ImageEntries], render: bool = False) -> list[
         cols = Columns([], [], bbox[a:b], area[a:b], coords[ca:cb], lens[pa:pb], counts[a:b], {}, render=render)
         kept = per_image[k]
         if empty is not None and empty[a:b].any():
-            kept = _drop_empty(cols, kept, empty[a:b], im)
+            kept = _drop_empty(cols, kept, empty[a:b], im, {e - a: why for e, why in reasons.items() if a <= e < b})
         cols.labels, cols.scores = [e.label for e in kept], [e.score for e in kept]
         cols.others = {pos: e for pos, e in enumerate(im.entries) if not isinstance(e, PolygonEntry)}
         out.append(cols)
@@ -251,11 +261,30 @@ def _clip(images: list[ImageEntries], per_image: list, image_polys: list, coord_
             np.clip(pts, 0, (im.width, im.height), out=pts)
 
 
-def _drop_empty(cols: Columns, entries: list[PolygonEntry], empty: np.ndarray, im: ImageEntries) -> list:
-    """Remove the polygon entries covering no pixel from ``cols`` and from the
-    image's entries, each an error for its item; returns the entries kept."""
+def _over_budget(images, image_polys, lens, size, coords, coord_at, poly_at) -> dict[int, str]:
+    """Polygon index -> why, for polygons pycocotools would need more than
+    their image's budget to rasterise. Clipped points are at most the
+    image's longer side apart, so only polygons with many points need their
+    outline measured."""
+    budget = np.repeat([im.budget if im.budget is not None else np.inf for im in images],
+                       [b - a for a, b in image_polys])
+    bound = np.asarray(lens) / 2 * size.max(axis=1) * POLYGON_BYTES_PER_PX
+    out = {}
+    for j in np.flatnonzero(bound > budget):
+        need = polygon_bytes(coords[coord_at[j] : coord_at[j + 1]])
+        if need > budget[j]:
+            out[int(j)] = (f"rasterising this polygon needs {human(need)}, over the memory budget of "
+                           f"{human(budget[j])} (--max-memory)")
+    return out
+
+
+def _drop_empty(cols: Columns, entries: list[PolygonEntry], empty: np.ndarray, im: ImageEntries,
+                reasons: dict[int, str]) -> list:
+    """Remove the polygon entries covering no pixel (or too big to measure:
+    ``reasons``) from ``cols`` and from the image's entries, each an error
+    for its item; returns the entries kept."""
     for k in np.flatnonzero(empty):
-        im.rep.error(im.path, entries[k].items[0], "shape covers no pixel inside the image")
+        im.rep.error(im.path, entries[k].items[0], reasons.get(int(k), "shape covers no pixel inside the image"))
     dropped = {id(entries[k]) for k in np.flatnonzero(empty)}
     im.entries[:] = [e for e in im.entries if id(e) not in dropped]
     keep = ~empty

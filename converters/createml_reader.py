@@ -12,13 +12,15 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from annot.errors import ParseError
 from annot.geometry import BoxMode, box_to_xywh
 from annot.model import DatasetBuilder, ImageDraft
 from annot.options import ConvertOptions
+from annot.paths import find_image
 from annot.report import Report
 
 from .boxes import box_instances, fit_box
-from .discovery import find_files, find_image, load_json, read_image_size, size_fits
+from .discovery import find_files, load_json, read_image_size, size_fits
 
 
 def read(inputs: list[Path], opts: ConvertOptions, report: Report):
@@ -26,7 +28,11 @@ def read(inputs: list[Path], opts: ConvertOptions, report: Report):
     known = set(opts.labels) if opts.labels is not None else None
     for path, _root in find_files(inputs, (".json",)):
         try:
+            opts.limits.json_file(path)
             doc = load_json(path)
+        except ParseError as e:  # over the memory budget
+            report.error(e.path, e.item, e.reason)
+            continue
         except (OSError, ValueError) as e:
             report.error(path, None, f"cannot read JSON: {e}")
             continue
@@ -34,13 +40,13 @@ def read(inputs: list[Path], opts: ConvertOptions, report: Report):
             report.error(path, None, "not a CreateML file: expected a list of images")
             continue
         for k, entry in enumerate(doc):
-            draft = _read_entry(path, k, entry, opts.image_root, known, report)
+            draft = _read_entry(path, k, entry, opts.image_root, known, report, opts.limits.max_pixels)
             if draft is not None:
                 builder.add(draft)
     return builder.build()
 
 
-def _read_entry(path: Path, k: int, entry, image_root, known, report: Report):
+def _read_entry(path: Path, k: int, entry, image_root, known, report: Report, max_pixels: int | None = None):
     item = f"[{k}]"
     name = entry.get("image", entry.get("imagefilename")) if isinstance(entry, dict) else None
     if not isinstance(name, str) or not name:
@@ -54,7 +60,7 @@ def _read_entry(path: Path, k: int, entry, image_root, known, report: Report):
     if size is None:
         return None
     width, height = size
-    if not size_fits(width, height, path, item, report):
+    if not size_fits(width, height, path, item, report, max_pixels):
         return None
     anns = entry.get("annotations", entry.get("annotation")) or []
     if not isinstance(anns, list):

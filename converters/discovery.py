@@ -112,7 +112,8 @@ def load_json_items(path: Path | str):
         if not data.isascii():
             data.decode("utf-8")  # the splitter checks syntax, not the encoding
         return items
-    except (msgspec.DecodeError, UnicodeDecodeError):
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+        # msgspec raises RecursionError past its depth limit; orjson then says "depth limit exceeded"
         return parse_json(data)
 
 
@@ -136,21 +137,10 @@ def _relative_dir(folder: str, root: str) -> str:
     return os.path.relpath(folder, root).replace(os.sep, "/")
 
 
-def find_image(name: str, dirs: list[Path | None]) -> Path | None:
-    """First existing ``dir/name`` (then ``dir/basename``) among ``dirs``."""
-    base = name.replace("\\", "/").rsplit("/", 1)[-1]
-    for d in dirs:
-        if d is None:
-            continue
-        for cand in (Path(d) / name, Path(d) / base):
-            if cand.is_file():
-                return cand
-    return None
-
-
-def size_fits(width: int, height: int, path, item, rep) -> bool:
-    """False (an error of ``path``, ``item``) when the image has too many pixels for COCO geometry."""
-    why = size_problem(width, height)
+def size_fits(width: int, height: int, path, item, rep, max_pixels: int | None = None) -> bool:
+    """False (an error of ``path``, ``item``) when the image has too many pixels for COCO geometry
+    (or more than ``max_pixels``, ``--max-pixels``)."""
+    why = size_problem(width, height, max_pixels)
     if why:
         rep.error(path, item, why)
     return why is None

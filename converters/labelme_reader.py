@@ -29,16 +29,26 @@ from typing import Any, NamedTuple
 import msgspec
 import numpy as np
 
-from annot.geometry import circle_polygon, mask_instance, segmentation_to_mask
-from annot.images import IMAGE_SUFFIXES, embedded_image, image_size
+from annot.errors import ParseError
+from annot.geometry import (
+    BOX_DECODE_BYTES,
+    circle_polygon,
+    mask_instance,
+    polygons_rle,
+    rle_bbox,
+    rle_box_mask,
+)
+from annot.images import IMAGE_SUFFIXES, embedded_image, image_size, pixel_limit
+from annot.limits import Limits, polygon_bytes
 from annot.model import IGNORE_LABEL, DatasetBuilder, ImageDraft, Instance
 from annot.options import ConvertOptions
 from annot.parallel import map_batches
+from annot.paths import confined, find_image
 from annot.report import Report
 from annot.values import is_side
 
 from .columns import Columns, ImageEntries, PolygonEntry, columns_of_images, read_then_measure
-from .discovery import find_file_names, find_image, parse_json, read_bytes, relative_name, size_fits
+from .discovery import find_file_names, parse_json, read_bytes, relative_name, size_fits
 
 NON_INSTANCE_SHAPES = {"point", "points", "line", "linestrip"}
 
@@ -92,6 +102,7 @@ def read(inputs: list[Path], opts: ConvertOptions, report: Report):
         extract_dir=opts.extract_images,
         image_root=opts.image_root,
         render=opts.render_json,
+        limits=opts.limits,
     )
     builder = DatasetBuilder(opts.labels)
     for parsed, rep in map_batches(job, files, opts.jobs, "labelme", opts.quiet):
@@ -125,20 +136,26 @@ def _entries_of(
     ignore_as_crowd: bool = False,
     extract_dir: Path | None = None,
     image_root: Path | None = None,
+    limits: Limits | None = None,
 ) -> tuple[ImageDraft | None, ImageEntries]:
     """The file's image and its instances as entries (no image when it is skipped)."""
     path, root = file_and_root
+    limits = limits or Limits.default()
     rep = Report(on_error)
     skipped = None, ImageEntries([], 0, 0, path, rep)
     try:
+        limits.json_file(path)
         data = read_bytes(path)
     except OSError as e:
         rep.error(path, None, f"cannot read JSON: {e}")
         return skipped
+    except ParseError as e:  # over the memory budget
+        rep.error(e.path, e.item, e.reason)
+        return skipped
     try:  # the common case, parsed and type-checked in one pass
         plain = _parse_plain(data)
         doc = plain.header()
-    except ValueError:  # anything else (masks, points, bad values, GB18030) is read as plain JSON
+    except (ValueError, RecursionError):  # masks, points, bad values, GB18030, deep nesting: plain JSON
         plain = None
         try:
             doc = parse_json(data)
@@ -149,7 +166,7 @@ def _entries_of(
             rep.error(path, None, "not a labelme file: no 'shapes' list")
             return skipped
 
-    image = _image_of(path, root, doc, rep, extract_dir, image_root)
+    image = _image_of(path, root, doc, rep, extract_dir, image_root, limits)
     if image is None:
         return skipped
     draft, width, height = image
@@ -157,8 +174,8 @@ def _entries_of(
     entries = _plain_entries(plain.shapes, labels) if plain is not None else None
     if entries is None:
         shapes = doc["shapes"] if plain is None else parse_json(data)["shapes"]
-        entries = _checked_entries(shapes, path, rep, width, height, labels, ignore_as_crowd)
-    return draft, ImageEntries(entries, width, height, path, rep)
+        entries = _checked_entries(shapes, path, rep, width, height, labels, ignore_as_crowd, limits)
+    return draft, ImageEntries(entries, width, height, path, rep, limits.max_memory)
 
 
 def _plain_entries(shapes: list[_PlainShape], labels: frozenset[str] | None) -> list[PolygonEntry] | None:
@@ -219,13 +236,13 @@ def _polygon_of(kind: str, flat: list[float]) -> list[float] | str:
 
 
 def _checked_entries(shapes: list, path: Path, rep: Report, width: int, height: int,
-                     labels: frozenset[str] | None, ignore_as_crowd: bool) -> list:
+                     labels: frozenset[str] | None, ignore_as_crowd: bool, limits: Limits) -> list:
     """Every shape checked, with a message for each invalid or skipped one."""
     # Group shapes into instances: key -> [label, [(item, polygon)], [mask]]
     groups: dict[object, list] = {}
     for i, shape in enumerate(shapes):
         item = f"shape[{i}]"
-        parsed = _parse_shape(shape, item, path, rep, width, height)
+        parsed = _parse_shape(shape, item, path, rep, width, height, limits)
         if parsed is None:
             continue
         label, kind, geom = parsed
@@ -252,15 +269,34 @@ def _checked_entries(shapes: list, path: Path, rep: Report, width: int, height: 
         if not masks and label != IGNORE_LABEL:
             entries.append(PolygonEntry(label, [p for _, p in items_polys], [it for it, _ in items_polys]))
             continue
-        # masks cannot become polygons without loss; crowd regions are RLE in COCO
+        # masks cannot become polygons without loss; crowd regions are RLE in COCO.
+        # Measured in the box the group spans, never at the image's size.
         pieces = [p for p in masks if p.crop.size]
-        if not items_polys:  # mask shapes only: measured in the box they span, never at full size
-            x0, y0 = min((p.x for p in pieces), default=0), min((p.y for p in pieces), default=0)
-            x1 = max((p.x + p.crop.shape[1] for p in pieces), default=0)
-            y1 = max((p.y + p.crop.shape[0] for p in pieces), default=0)
-            m, origin = np.zeros((y1 - y0, x1 - x0), bool), (x0, y0)
-        else:
-            m, origin = segmentation_to_mask([p for _, p in items_polys], height, width).astype(bool), (0, 0)
+        boxes = [(p.x, p.y, p.x + p.crop.shape[1], p.y + p.crop.shape[0]) for p in pieces]
+        polys_rle = None
+        if items_polys:
+            item = items_polys[0][0]
+            try:
+                for _, poly in items_polys:
+                    limits.allocation(polygon_bytes(poly), "rasterising this polygon", path, item)
+            except ParseError as e:
+                rep.error(e.path, e.item, e.reason)
+                continue
+            polys_rle = polygons_rle([p for _, p in items_polys], height, width)
+            x, y, w, h = rle_bbox(polys_rle)
+            if w and h:
+                boxes.append((x, y, x + w, y + h))
+        x0, y0 = min((b[0] for b in boxes), default=0), min((b[1] for b in boxes), default=0)
+        x1, y1 = max((b[2] for b in boxes), default=0), max((b[3] for b in boxes), default=0)
+        try:
+            limits.allocation((x1 - x0) * (y1 - y0) * BOX_DECODE_BYTES, "measuring this mask group", path,
+                              None)
+        except ParseError as e:
+            rep.error(e.path, e.item, e.reason)
+            continue
+        m, origin = np.zeros((y1 - y0, x1 - x0), bool), (x0, y0)
+        if polys_rle is not None and boxes:
+            m |= rle_box_mask(polys_rle, (x0, y0, x1, y1))
         for p in pieces:
             y, x = p.y - origin[1], p.x - origin[0]
             m[y : y + p.crop.shape[0], x : x + p.crop.shape[1]] |= p.crop
@@ -288,7 +324,7 @@ def _flat_points(shape: dict, item: str, path: Path, rep: Report) -> list[float]
     return flat
 
 
-def _parse_shape(shape, item: str, path: Path, rep: Report, width: int, height: int):
+def _parse_shape(shape, item: str, path: Path, rep: Report, width: int, height: int, limits: Limits):
     """(label, "polygon"|"mask", flat polygon list | MaskPiece) or None."""
     if not isinstance(shape, dict):
         rep.error(path, item, "shape is not an object")
@@ -314,13 +350,14 @@ def _parse_shape(shape, item: str, path: Path, rep: Report, width: int, height: 
             return None
         return label, "polygon", poly
     if kind == "mask":
-        mask = _mask_of(shape, flat, item, path, rep, width, height)
+        mask = _mask_of(shape, flat, item, path, rep, width, height, limits)
         return None if mask is None else (label, "mask", mask)
     rep.error(path, item, f"unknown shape_type {kind!r}")
     return None
 
 
-def _image_of(path: Path, root: Path, doc: dict, rep: Report, extract_dir: Path | None, image_root: Path | None):
+def _image_of(path: Path, root: Path, doc: dict, rep: Report, extract_dir: Path | None, image_root: Path | None,
+              limits: Limits):
     """ImageDraft with file name and displayed size, or None after rep.error."""
     raw_ref = doc.get("imagePath") or ""
     if not isinstance(raw_ref, str):
@@ -334,8 +371,12 @@ def _image_of(path: Path, root: Path, doc: dict, rep: Report, extract_dir: Path 
     embedded = None
     folder = os.path.dirname(path)
     if ref and os.path.splitext(ref)[1].lower() in IMAGE_SUFFIXES:
-        image_file = os.path.join(folder, ref)
-        file_name = relative_name(image_file, root)
+        file_name = relative_name(os.path.join(folder, ref), root)
+        # read only inside the input folder (paths.py): "../images/x.png" from an annotations/ folder
+        # given alone is looked for under --image-root instead
+        image_file = confined(root, file_name)
+        if image_file is None and image_root is None:
+            rep.warn("imagePath outside the input folder not read (pass --image-root)", f"{path}: {raw_ref!r}")
     else:
         image_file = None
         if image_data is None:
@@ -351,7 +392,7 @@ def _image_of(path: Path, root: Path, doc: dict, rep: Report, extract_dir: Path 
     width, height = doc.get("imageWidth"), doc.get("imageHeight")
     stored = is_side(width) and is_side(height)
     header = None
-    if image_file is not None and image_root is not None and not os.path.isfile(image_file):
+    if image_root is not None and (image_file is None or not os.path.isfile(image_file)):
         image_file = find_image(ref, [image_root]) or image_file
     if image_file is not None and os.path.isfile(image_file):
         try:
@@ -377,19 +418,23 @@ def _image_of(path: Path, root: Path, doc: dict, rep: Report, extract_dir: Path 
     else:
         rep.error(path, "imagePath", f"image size unknown: no imageWidth/imageHeight and {ref!r} not found (use --image-root)")
         return None
-    if not size_fits(int(width), int(height), path, None, rep):
+    if not size_fits(int(width), int(height), path, None, rep, limits.max_pixels):
         return None
 
     if extract_dir is not None and image_data is not None:
+        target = confined(extract_dir, file_name)
+        if target is None:
+            rep.error(path, "imagePath", f"{raw_ref!r} leads outside --extract-images {extract_dir} (image names are "
+                                         "relative to the input folder: convert from a folder that holds the images)")
+            return None
         data = embedded[0] if embedded else base64.b64decode(image_data)
-        target = Path(extract_dir) / file_name
         if not target.exists():
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(data)
     return ImageDraft(file_name, int(width), int(height), extra={"source": str(path)}), width, height
 
 
-def _mask_of(shape, pts: list[float], item, path, rep: Report, width: int, height: int):
+def _mask_of(shape, pts: list[float], item, path, rep: Report, width: int, height: int, limits: Limits):
     b64 = shape.get("mask")
     if not isinstance(b64, str) or not b64:
         rep.error(path, item, "mask shape without 'mask' data")
@@ -397,8 +442,16 @@ def _mask_of(shape, pts: list[float], item, path, rep: Report, width: int, heigh
     from PIL import Image
 
     try:
-        with Image.open(io.BytesIO(base64.b64decode(b64))) as im:
+        with pixel_limit(None), Image.open(io.BytesIO(base64.b64decode(b64))) as im:
+            mw, mh = im.size  # from the header: a PNG can declare billions of pixels in a few bytes
+            if mw * mh > width * height:
+                rep.error(path, item, f"mask PNG is {mw}x{mh}, larger than its {width}x{height} image")
+                return None
+            limits.allocation(mw * mh * 3, f"decoding a {mw}x{mh} mask PNG", path, item)
             crop = np.asarray(im.convert("L")) > 0
+    except ParseError as e:  # over the memory budget
+        rep.error(e.path, e.item, e.reason)
+        return None
     except Exception as e:
         rep.error(path, item, f"cannot decode mask PNG: {e}")
         return None

@@ -19,10 +19,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image as PILImage
 
-from annot.geometry import rectangle_of, segmentation_to_mask
-from annot.io import atomic_dir, dumps_json, inside
+from annot.geometry import BOX_DECODE_BYTES, mask_in_box, rectangle_of
+from annot.io import atomic_dir, dumps_json
+from annot.limits import Limits
 from annot.model import IGNORE_LABEL, Annotation, Dataset, Image
 from annot.options import ConvertOptions
+from annot.paths import output_path
 from annot.report import Report
 
 LABELME_VERSION = "5.3.1"  # the file format labelme 5.x/6.x reads
@@ -32,14 +34,15 @@ def write(ds: Dataset, out: Path, opts: ConvertOptions, report: Report) -> list[
     names = ds.category_names()
     with atomic_dir(out, opts.overwrite) as tmp:
         for img, anns in ds.per_image():
-            target = inside(tmp, img.file_name, ".json")
+            target = output_path(tmp, img.file_name, ".json")
             target.parent.mkdir(parents=True, exist_ok=True)
-            doc = to_labelme(img, anns, names, out / target.relative_to(tmp), opts.image_root, report)
+            doc = to_labelme(img, anns, names, out / target.relative_to(tmp), opts.image_root, report, opts.limits)
             target.write_bytes(dumps_json(doc, indent=True))
     return [Path(out)]
 
 
-def to_labelme(img: Image, anns: list[Annotation], names, json_path: Path, image_root, report: Report) -> dict:
+def to_labelme(img: Image, anns: list[Annotation], names, json_path: Path, image_root, report: Report,
+               limits: Limits) -> dict:
     if image_root is not None:
         image_path = os.path.relpath(Path(image_root) / img.file_name, json_path.parent).replace(os.sep, "/")
     else:
@@ -58,7 +61,9 @@ def to_labelme(img: Image, anns: list[Annotation], names, json_path: Path, image
             report.warn("keypoints not written to labelme", f"{img.file_name}:annotation {a.id}")
         seg = a.segmentation
         if isinstance(seg, dict):
-            shapes.append(_mask_shape(label, segmentation_to_mask(seg, img.height, img.width)))
+            limits.allocation(a.bbox[2] * a.bbox[3] * BOX_DECODE_BYTES, "decoding this mask in its box",
+                              img.file_name, f"annotation {a.id}")
+            shapes.append(_mask_shape(label, *mask_in_box(seg, img.height, img.width)))
             continue
         polys = seg or []
         gid = None
@@ -91,10 +96,11 @@ def _shape(label, points, kind, group_id=None, mask=None) -> dict:
             "flags": {}, "mask": mask}
 
 
-def _mask_shape(label: str, mask: np.ndarray) -> dict:
-    ys, xs = np.nonzero(mask)
-    y0, y1, x0, x1 = int(ys.min()), int(ys.max()), int(xs.min()), int(xs.max())
-    crop = (mask[y0 : y1 + 1, x0 : x1 + 1] > 0).astype(np.uint8) * 255
+def _mask_shape(label: str, box: np.ndarray, origin: tuple[int, int]) -> dict:
+    """A labelme mask shape of a mask given in its bounding box, whose top-left pixel is ``origin``."""
+    x0, y0 = origin
+    y1, x1 = y0 + box.shape[0] - 1, x0 + box.shape[1] - 1
+    crop = box.astype(np.uint8) * 255
     buf = io.BytesIO()
     PILImage.fromarray(crop, mode="L").convert("1").save(buf, format="PNG")
     # labelme places the crop at (int(x0), int(y0)) spanning to (x1, y1) inclusive

@@ -23,11 +23,13 @@ from functools import partial
 from pathlib import Path
 from typing import NamedTuple
 
-from annot.errors import AnnotError, UnknownName
+from annot.errors import AnnotError, ParseError, UnknownName
 from annot.geometry import mask_instance, rectangle_polygon, rotated_rectangle
+from annot.limits import Limits
 from annot.model import Annotation, DatasetBuilder, ImageDraft, Instance
 from annot.options import ConvertOptions
 from annot.parallel import map_shared
+from annot.paths import find_image
 from annot.report import Report
 from annot.values import is_id, is_number, is_side, to_floats
 
@@ -41,14 +43,13 @@ from .columns import (
 )
 from .discovery import (
     find_files,
-    find_image,
     load_json_items,
     parse_item,
     read_image_size,
     size_fits,
 )
 from .labelstudio_refs import file_name_of
-from .labelstudio_rle import rle_to_mask
+from .labelstudio_rle import BRUSH_BYTES_PER_PX, rle_to_mask
 
 LABEL_KEYS = ("rectanglelabels", "polygonlabels", "brushlabels", "keypointlabels")
 # Geometry-less control tags and the non-image regions of a mixed project.
@@ -66,7 +67,11 @@ def read(inputs: list[Path], opts: ConvertOptions, report: Report):
     keypoints = _Keypoints()
     for path, _root in find_files(inputs, (".json",)):
         try:
+            opts.limits.json_file(path)
             doc = load_json_items(path)  # tasks parsed by the workers
+        except ParseError as e:  # over the memory budget
+            report.error(e.path, e.item, e.reason)
+            continue
         except (OSError, ValueError) as e:
             report.error(path, None, f"cannot read JSON: {e}")
             continue
@@ -163,14 +168,14 @@ def _read_task(tasks: list, k: int, path: Path, opts: ConvertOptions) -> _Task:
     file_name, url = file_name_of(ref, opts.keep_upload_prefix)
     size = _size(results + (_prediction_results(task) if opts.predictions else []), file_name, opts.image_root,
                  path, item, rep)
-    if size is None or not size_fits(*size, path, item, rep):
+    if size is None or not size_fits(*size, path, item, rep, opts.limits.max_pixels):
         return skipped
     extra = {"ls_task_id": task["id"]} if is_id(task.get("id")) else {}
     if url:
         extra["coco_url"] = url
     known = frozenset(opts.labels) if opts.labels is not None else None
     draft = ImageDraft(file_name, size[0], size[1], extra=extra)
-    regions = _Regions.read(path, item, results, size, known, rep, default_score)
+    regions = _Regions.read(path, item, results, size, known, rep, opts.limits, default_score)
     predictions = None
     if opts.predictions:
         entries = []
@@ -181,9 +186,9 @@ def _read_task(tasks: list, k: int, path: Path, opts: ConvertOptions) -> _Task:
                 rep.warn("malformed prediction skipped", f"{path}:{item}")
                 continue
             default = float(p["score"]) if is_number(p.get("score")) else 1.0
-            pred = _regions(path, f"{item}.predictions", result, size, None, rep, default)
+            pred = _regions(path, f"{item}.predictions", result, size, None, rep, opts.limits, default)
             entries += pred.instances()
-        predictions = to_columns(entries, size[0], size[1], path, rep)
+        predictions = to_columns(entries, size[0], size[1], path, rep, budget=opts.limits.max_memory)
     return _Task(draft, regions, predictions, rep)
 
 
@@ -265,10 +270,10 @@ def _size(results: list[dict], file_name: str, image_root, path, item, rep: Repo
     return read_image_size(img, path, item, rep)
 
 
-def _regions(path, item, results: list[dict], size, known, rep: Report, default_score=None) -> Columns:
+def _regions(path, item, results: list[dict], size, known, rep: Report, limits: Limits, default_score=None) -> Columns:
     """Every geometry region of one annotation (or prediction) as Columns."""
-    regions = _Regions.read(path, item, results, size, known, rep, default_score)
-    columns = to_columns(regions.image.entries, *size, path, rep)
+    regions = _Regions.read(path, item, results, size, known, rep, limits, default_score)
+    columns = to_columns(regions.image.entries, *size, path, rep, budget=limits.max_memory)
     regions.link_keypoints(columns)
     return columns
 
@@ -281,7 +286,8 @@ class _Regions(NamedTuple):
     keypoints: list  # (item, parent region's entry or None, name, (x, y) px)
 
     @classmethod
-    def read(cls, path, item, results: list[dict], size, known, rep: Report, default_score=None) -> _Regions:
+    def read(cls, path, item, results: list[dict], size, known, rep: Report, limits: Limits,
+             default_score=None) -> _Regions:
         width, height = size
         entries: list = []
         regions: list = []  # the result each entry came from, for keypoints' parentID
@@ -322,9 +328,12 @@ class _Regions(NamedTuple):
             w = r.get("original_width") or width
             h = r.get("original_height") or height
             try:
-                entry = _geometry(kind, label, value, w, h, path, where, rep)
+                entry = _geometry(kind, label, value, w, h, path, where, rep, limits)
             except (TypeError, ValueError, KeyError, IndexError) as e:
                 rep.error(path, where, f"bad {kind} value: {e}")
+                continue
+            except ParseError as e:  # over the memory budget
+                rep.error(e.path, e.item, e.reason)
                 continue
             if entry is None:
                 continue
@@ -332,7 +341,7 @@ class _Regions(NamedTuple):
             entries.append(entry)
             regions.append(r)
         if not keypoints:
-            return cls(ImageEntries(entries, width, height, path, rep), [])
+            return cls(ImageEntries(entries, width, height, path, rep, limits.max_memory), [])
         by_id: dict[object, object] = {}  # region id -> its entry
         for r, entry in zip(regions, entries):
             if isinstance(r.get("id"), (str, int)):
@@ -351,7 +360,7 @@ class _Regions(NamedTuple):
                     continue
                 xy = (xy[0] * xy[2] / 100, xy[1] * xy[3] / 100)
             linked.append((where, entry, name, xy))
-        return cls(ImageEntries(entries, width, height, path, rep), linked)
+        return cls(ImageEntries(entries, width, height, path, rep, limits.max_memory), linked)
 
     def link_keypoints(self, columns: Columns) -> None:
         """Each keypoint onto its parent region in ``columns`` (measured from
@@ -367,7 +376,7 @@ class _Regions(NamedTuple):
             columns.keypoints.setdefault(pos, {})[name] = xy
 
 
-def _geometry(kind, label, value, w, h, path, where, rep: Report):
+def _geometry(kind, label, value, w, h, path, where, rep: Report, limits: Limits):
     """A PolygonEntry (rectangles, polygons) or an Instance (brush), or None."""
     if kind == "rectanglelabels":
         x, y = value["x"] * w / 100, value["y"] * h / 100
@@ -393,6 +402,8 @@ def _geometry(kind, label, value, w, h, path, where, rep: Report):
     if value.get("format", "rle") != "rle" or "rle" not in value:
         rep.error(path, where, "brush region without 'rle' data")
         return None
+    # Label Studio's brush RLE is the whole image's RGBA: decoding it needs the full size
+    limits.allocation(w * h * BRUSH_BYTES_PER_PX, f"decoding a {w}x{h} Label Studio brush region", path, where)
     mask = rle_to_mask(value["rle"], int(h), int(w))
     rle, bbox, area = mask_instance(mask)
     if area == 0:

@@ -15,11 +15,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from annot.geometry import (
+    BOX_DECODE_BYTES,
     BoxMode,
-    mask_to_polygons,
     rectangle_of,
     rectangle_polygon,
     segmentation_to_mask,
+    traced_polygons,
     xywh_to_box,
 )
 from annot.io import write_json_atomic
@@ -29,7 +30,7 @@ from annot.report import Report
 
 from .labelstudio_config import LabelConfig
 from .labelstudio_refs import image_url
-from .labelstudio_rle import mask_to_rle
+from .labelstudio_rle import BRUSH_BYTES_PER_PX, mask_to_rle
 
 KEYPOINT_WIDTH = 0.5  # percent; Label Studio's point size
 
@@ -50,7 +51,7 @@ def to_tasks(ds: Dataset, config: LabelConfig, opts: ConvertOptions, report: Rep
         results = []
         for a in anns:
             results += _regions(img, a, names[a.category_id], kp_names[a.category_id], config, as_predictions, report,
-                                opts.simplify)
+                                opts)
         if opts.image_url_prefix is None and "coco_url" in img.extra:
             url = img.extra["coco_url"]
         else:
@@ -82,7 +83,7 @@ def _geometry_of(a: Annotation):
 
 
 def _regions(img: Image, a: Annotation, label: str, kp_names, config: LabelConfig, as_predictions: bool,
-             report: Report, tolerance: float = 0.0):
+             report: Report, opts: ConvertOptions):
     kind, geom = _geometry_of(a)
     where = f"{img.file_name}:annotation {a.id}"
     control = config.route(kind, label)
@@ -96,7 +97,7 @@ def _regions(img: Image, a: Annotation, label: str, kp_names, config: LabelConfi
         base["score"] = a.score
     if control.kind != kind:
         report.warn(f"{kind} written as {control.kind} (the label config has no {kind} control for it)", where)
-    values = _convert(kind, control.kind, geom, a, W, H, tolerance)
+    values = _convert(kind, control.kind, geom, a, img, opts)
     regions = []
     for k, value in enumerate(values):
         value[f"{control.kind}labels"] = [label]
@@ -107,18 +108,24 @@ def _regions(img: Image, a: Annotation, label: str, kp_names, config: LabelConfi
     return regions
 
 
-def _convert(kind: str, target: str, geom, a: Annotation, W: int, H: int, tolerance: float) -> list[dict]:
+def _convert(kind: str, target: str, geom, a: Annotation, img: Image, opts: ConvertOptions) -> list[dict]:
+    W, H = img.width, img.height
     if target == "rectangle":
         x, y, w, h, deg = geom if kind == "rectangle" else (*a.bbox, 0.0)
         px, py, pw, ph = xywh_to_box([x, y, w, h], BoxMode.XYWH_PERCENT, W, H)
         return [{"x": px, "y": py, "width": pw, "height": ph, "rotation": deg}]
     if target == "brush":
+        # Label Studio's brush RLE is the whole image's RGBA: the format itself needs the full size
+        opts.limits.allocation(W * H * BRUSH_BYTES_PER_PX, f"a {W}x{H} Label Studio brush mask", img.file_name,
+                               f"annotation {a.id}")
         seg = geom if kind == "brush" else a.segmentation or [rectangle_polygon(*a.bbox)]
         mask = segmentation_to_mask(seg, H, W)
         return [{"format": "rle", "rle": mask_to_rle(mask)}]
     # polygon target
     if kind == "brush":
-        polys = mask_to_polygons(segmentation_to_mask(geom, H, W), tolerance)
+        opts.limits.allocation(a.bbox[2] * a.bbox[3] * BOX_DECODE_BYTES, "decoding this mask in its box",
+                               img.file_name, f"annotation {a.id}")
+        polys = traced_polygons(geom, H, W, opts.simplify)
     elif kind == "rectangle":
         polys = a.segmentation or [rectangle_polygon(*a.bbox)]
     else:

@@ -18,11 +18,12 @@ from annot.geometry import BoxMode, box_to_xywh
 from annot.model import DatasetBuilder, ImageDraft
 from annot.options import ConvertOptions
 from annot.parallel import map_files
+from annot.paths import find_image
 from annot.report import Report
 from annot.values import is_side
 
 from .boxes import box_instances, fit_box
-from .discovery import find_files, find_image, read_image_size, size_fits
+from .discovery import find_files, read_image_size, size_fits
 
 
 def read(inputs: list[Path], opts: ConvertOptions, report: Report):
@@ -37,6 +38,7 @@ def read(inputs: list[Path], opts: ConvertOptions, report: Report):
         on_error=opts.on_error,
         difficult_as_crowd=opts.difficult_as_crowd,
         image_root=opts.image_root,
+        max_pixels=opts.limits.max_pixels,
     )
     builder = DatasetBuilder(opts.labels)
     for draft, rep in map_files(job, find_files(inputs, (".xml",)), opts.jobs, "voc", opts.quiet):
@@ -72,6 +74,7 @@ def read_file(
     on_error: str = "fail",
     difficult_as_crowd: bool = False,
     image_root: Path | None = None,
+    max_pixels: int | None = None,
 ):
     path, root = file_and_root
     rep = Report(on_error)
@@ -105,7 +108,7 @@ def read_file(
             return None, rep
         width, height = size
     width, height = int(width), int(height)
-    if not size_fits(width, height, path, "size", rep):
+    if not size_fits(width, height, path, "size", rep, max_pixels):
         return None, rep
 
     boxes = []

@@ -12,9 +12,10 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from annot.geometry import BoxMode, xywh_to_box
-from annot.io import atomic_dir, inside
+from annot.io import atomic_dir
 from annot.model import Dataset, Image
 from annot.options import ConvertOptions
+from annot.paths import output_path
 from annot.report import Report
 
 
@@ -51,7 +52,7 @@ def write(ds: Dataset, out: Path, opts: ConvertOptions, report: Report) -> list[
     names = ds.category_names()
     with atomic_dir(out, opts.overwrite) as tmp:
         for img, anns in ds.per_image():
-            target = inside(tmp, img.file_name, ".xml")
+            target = output_path(tmp, img.file_name, ".xml")
             target.parent.mkdir(parents=True, exist_ok=True)
             ET.ElementTree(to_xml(img, anns, names, mode)).write(target, encoding="utf-8", xml_declaration=False)
     return [Path(out)]

@@ -56,7 +56,8 @@ def read(inputs: list[Path], opts: ConvertOptions, report: Report):
         if cls_file is None:
             raise AnnotError(f"{inputs[0]}: no classes.txt or obj.names found; pass --labels FILE")
         names = read_class_names(cls_file)
-    job = partial(read_file, names=tuple(names), on_error=opts.on_error, image_root=opts.image_root)
+    job = partial(read_file, names=tuple(names), on_error=opts.on_error, image_root=opts.image_root,
+                  max_pixels=opts.limits.max_pixels)
     builder = DatasetBuilder(names)
     for draft, rep in map_files(job, files, opts.jobs, "yolo", opts.quiet):
         report.merge(rep)
@@ -84,7 +85,7 @@ def find_image_for(label_file: Path, root: Path, image_root: Path | None) -> Pat
     return None
 
 
-def read_file(file_and_root, names: tuple[str, ...] = (), on_error="fail", image_root=None):
+def read_file(file_and_root, names: tuple[str, ...] = (), on_error="fail", image_root=None, max_pixels=None):
     path, root = file_and_root
     rep = Report(on_error)
     image = find_image_for(path, root, image_root)
@@ -95,7 +96,7 @@ def read_file(file_and_root, names: tuple[str, ...] = (), on_error="fail", image
     if size is None:
         return None, rep
     width, height = size
-    if not size_fits(width, height, path, None, rep):
+    if not size_fits(width, height, path, None, rep, max_pixels):
         return None, rep
     try:
         lines = path.read_text(encoding="utf-8-sig").splitlines()

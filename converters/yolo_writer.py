@@ -13,16 +13,17 @@ from __future__ import annotations
 from pathlib import Path
 
 from annot.geometry import (
+    BOX_DECODE_BYTES,
     BoxMode,
-    mask_to_polygons,
     rectangle_of,
     rectangle_polygon,
-    segmentation_to_mask,
+    traced_polygons,
     xywh_to_box,
 )
-from annot.io import atomic_dir, inside
+from annot.io import atomic_dir
 from annot.model import Annotation, Dataset
 from annot.options import ConvertOptions
+from annot.paths import output_path
 from annot.report import Report
 
 
@@ -47,8 +48,8 @@ def write(ds: Dataset, out: Path, opts: ConvertOptions, report: Report) -> list[
                 if a.iscrowd:
                     report.warn("crowd region not written (YOLO has no ignore regions)", img.file_name)
                     continue
-                lines += _lines(a, index[a.category_id], img.width, img.height, segment, opts.simplify, report)
-            target = inside(tmp, img.file_name, ".txt")
+                lines += _lines(a, index[a.category_id], img, segment, opts, report)
+            target = output_path(tmp, img.file_name, ".txt")
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text("".join(ln + "\n" for ln in lines), encoding="utf-8")
     return [Path(out)]
@@ -58,12 +59,15 @@ def _fmt(v: float) -> str:
     return f"{v:.6f}"
 
 
-def _lines(a: Annotation, cls: int, W: int, H: int, segment: bool, tolerance: float, report: Report) -> list[str]:
+def _lines(a: Annotation, cls: int, img, segment: bool, opts: ConvertOptions, report: Report) -> list[str]:
+    W, H = img.width, img.height
     if not segment:
         return [" ".join([str(cls), *map(_fmt, xywh_to_box(a.bbox, BoxMode.CXCYWH_REL, W, H))])]
     seg = a.segmentation
     if isinstance(seg, dict):
-        polys = mask_to_polygons(segmentation_to_mask(seg, H, W), tolerance)
+        opts.limits.allocation(a.bbox[2] * a.bbox[3] * BOX_DECODE_BYTES, "decoding this mask in its box",
+                               img.file_name, f"annotation {a.id}")
+        polys = traced_polygons(seg, H, W, opts.simplify)
         report.warn("masks traced to outer polygons (holes dropped)", f"annotation {a.id}")
     else:
         polys = seg or [rectangle_polygon(*a.bbox)]

@@ -24,6 +24,7 @@ from .formats import Registry
 from .help_format import Group
 from .io import check_writable, missing_folder, write_json_atomic
 from .labels import read_labels
+from .limits import MAX_PIXELS, limits_of
 from .options import SIMPLIFY_PX, ConvertOptions, inapplicable
 from .parallel import bulk
 from .report import Report
@@ -75,6 +76,11 @@ def cli(ctx, debug):
 @click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar, no summary.")
 @click.option("-j", "--jobs", type=int, default=None, help="Worker processes [default: all cores].")
+@click.option("--max-memory", metavar="SIZE", default=None,
+              help="Memory one input may make annot allocate, e.g. 4G; an input declaring more (an image's "
+                   "masks, a brush region, a huge file) is refused [default: half of the memory usable here].")
+@click.option("--max-pixels", type=click.IntRange(1, MAX_PIXELS), default=MAX_PIXELS,
+              help="Pixels one image may declare.")
 @click.option("--ignore-as-crowd", is_flag=True, help="labelme: keep __ignore__ shapes as iscrowd=1 regions.")
 @click.option("--extract-images", type=click.Path(file_okay=False, path_type=Path),
               help="labelme: write images embedded as imageData to this directory.")
@@ -102,7 +108,7 @@ def cli(ctx, debug):
               help="coco reader of a results list: the COCO file its ids refer to [default: RESULTS stem + "
                    ".images.json, as annot predict writes it].")
 @click.pass_context
-def convert(ctx, src, dst, inputs, out, labels, on_error, overwrite, quiet, jobs, **fmt_opts):
+def convert(ctx, src, dst, inputs, out, labels, on_error, overwrite, quiet, jobs, max_memory, max_pixels, **fmt_opts):
     """Convert annotations between tools' formats, through COCO.
 
     annot convert SRC DST INPUT... -o OUT. Formats: coco, labelme, voc, yolo,
@@ -127,6 +133,7 @@ def convert(ctx, src, dst, inputs, out, labels, on_error, overwrite, quiet, jobs
         jobs=jobs,
         overwrite=overwrite,
         render_json=dst_f.rendered_json,
+        limits=limits_of(max_memory, max_pixels),
         **fmt_opts,
     )
     check_writable(out, overwrite)

@@ -224,6 +224,130 @@ def compress_rle(rle: dict) -> dict:
     return {"size": list(r["size"]), "counts": r["counts"].decode("ascii")}
 
 
+def rle_counts(rle: dict) -> np.ndarray:
+    """The run lengths of an RLE (compressed string or list), as int64,
+    decoded without pycocotools (which trusts them: counts that sum past
+    height x width make its decoder write past its buffer).
+
+    The compressed format (pycocotools' ``rleToString``): each count is a
+    run of 6-bit characters offset by 48, 5 value bits each, bit 0x20 "more
+    follows", bit 0x10 of the last the sign; from the fourth count on, the
+    value is a difference to the count two places before.
+    """
+    counts = rle["counts"]
+    if isinstance(counts, list):
+        return np.asarray(counts, dtype=np.int64)
+    raw = counts.encode("ascii") if isinstance(counts, str) else bytes(counts)
+    c = np.frombuffer(raw, np.uint8).astype(np.int64) - 48
+    if not len(c):
+        return np.zeros(0, np.int64)
+    if c.min() < 0 or c.max() > 63:
+        raise ValueError("RLE counts string has characters outside pycocotools' alphabet")
+    last = (c & 0x20) == 0
+    if not last[-1]:
+        raise ValueError("RLE counts string ends in the middle of a count")
+    ends = np.flatnonzero(last)
+    starts = np.concatenate([[0], ends[:-1] + 1])
+    length = ends - starts + 1
+    if length.max() > 7:  # 35 bits: more than any count of a 2^32-pixel image needs
+        raise ValueError("RLE counts string has a count longer than 7 characters")
+    k = np.arange(len(c)) - np.repeat(starts, length)
+    values = np.add.reduceat((c & 0x1F) << (5 * k), starts)
+    negative = (c[ends] & 0x10) != 0
+    values[negative] -= np.left_shift(1, 5 * length[negative])
+    out = values.copy()
+    out[1::2] = np.cumsum(values[1::2])  # counts[m] += counts[m - 2] from m = 3 on
+    out[2::2] = np.cumsum(values[2::2])
+    return out
+
+
+def rle_problem(rle: dict) -> str | None:
+    """Why an RLE cannot be trusted to pycocotools, or None: its counts must
+    be non-negative and sum to exactly height x width."""
+    try:
+        h, w = (int(v) for v in rle["size"])
+        counts = rle_counts(rle)
+    except (ValueError, TypeError, KeyError, UnicodeEncodeError, OverflowError) as e:
+        return f"bad RLE: {e}"
+    if len(counts) and counts.min() < 0:
+        return "bad RLE: a negative run length"
+    total = int(counts.sum())
+    if total != h * w:
+        return f"RLE counts sum to {total:,} pixels, not height x width = {h * w:,}"
+    return None
+
+
+def rle_box_mask(rle: dict, box: tuple[int, int, int, int]) -> np.ndarray:
+    """The part of an RLE's mask inside ``box`` = (x0, y0, x1, y1), as a
+    boolean (y1 - y0, x1 - x0) array: only that region is ever allocated
+    (a 10x10 square on a 60,000 x 60,000 image costs 100 pixels, not 3.6
+    GB). The runs are split at column boundaries (COCO RLE is column-major)
+    and each piece inside the box marks its rows."""
+    h = int(rle["size"][0])
+    x0, y0, x1, y1 = box
+    H, W = y1 - y0, x1 - x0
+    counts = rle_counts(rle)
+    ends = np.cumsum(counts)
+    s, e = (ends - counts)[1::2], ends[1::2]  # foreground runs: [start, end) in column-major positions
+    s, e = np.maximum(s, x0 * h), np.minimum(e, x1 * h)
+    keep = e > s
+    s, e = s[keep], e[keep]
+    c0, c1 = s // h, (e - 1) // h
+    n = c1 - c0 + 1
+    col = np.repeat(c0, n) + (np.arange(int(n.sum())) - np.repeat(np.cumsum(n) - n, n))
+    r0 = np.clip(np.maximum(np.repeat(s, n), col * h) - col * h, y0, y1) - y0
+    r1 = np.clip(np.minimum(np.repeat(e, n), (col + 1) * h) - col * h, y0, y1) - y0
+    ok = r1 > r0
+    diff = np.zeros(W * H + 1, np.int32)
+    base = (col[ok] - x0) * H
+    np.add.at(diff, base + r0[ok], 1)
+    np.add.at(diff, base + r1[ok], -1)
+    return (np.cumsum(diff[:-1]) > 0).reshape(W, H).T
+
+
+def polygons_rle(polys: list, height: int, width: int) -> dict:
+    """One RLE (bytes counts) of the union of polygons, as pycocotools rasterises them."""
+    return mask_utils.merge(mask_utils.frPyObjects([list(map(float, p)) for p in polys], height, width),
+                            intersect=False)
+
+
+def rle_bbox(rle: dict) -> tuple[int, int, int, int]:
+    """An RLE mask's bounding box as whole pixels (x, y, w, h); zeros when empty."""
+    x, y, w, h = (int(round(v)) for v in mask_utils.toBbox(_rle_bytes(rle)))
+    return x, y, w, h
+
+
+def mask_in_box(seg, height: int, width: int) -> tuple[np.ndarray, tuple[int, int]]:
+    """(the mask of polygons or an RLE inside its bounding box, (x, y) of the
+    box's top-left pixel in the image). Never allocates the full image: an
+    RLE is decoded in its box only; polygons are rasterised to an RLE first.
+    An empty segmentation gives a (0, 0) mask."""
+    if isinstance(seg, dict):
+        rle = _rle_bytes(seg)
+    else:
+        polys = [p for p in seg if len(p) >= 6]
+        if not polys:
+            return np.zeros((0, 0), bool), (0, 0)
+        rle = polygons_rle(polys, height, width)
+    x, y, w, h = rle_bbox(rle)
+    if w <= 0 or h <= 0:
+        return np.zeros((0, 0), bool), (0, 0)
+    return rle_box_mask(rle, (x, y, x + w, y + h)), (x, y)
+
+
+def traced_polygons(seg, height: int, width: int, tolerance: float) -> list[list[float]]:
+    """The outer contours of a segmentation's mask as COCO polygons, traced in
+    the mask's bounding box only (see :func:`mask_in_box`)."""
+    crop, (x, y) = mask_in_box(seg, height, width)
+    if not crop.size:
+        return []
+    return [[v + (x if i % 2 == 0 else y) for i, v in enumerate(p)] for p in mask_to_polygons(crop, tolerance)]
+
+
+# bytes per pixel of a mask's box that mask_in_box allocates (int32 marks, int64 running sum, bool)
+BOX_DECODE_BYTES = 13
+
+
 def segmentation_to_mask(seg, height: int, width: int) -> np.ndarray:
     """Binary mask (uint8, HxW) of polygons or RLE."""
     if isinstance(seg, dict):

@@ -84,13 +84,6 @@ def write_json_atomic(path: Path, obj, overwrite: bool = False, indent: bool = F
     write_bytes_atomic(path, dumps_json(obj, indent), overwrite)
 
 
-def inside(root: Path, file_name: str, suffix: str) -> Path:
-    """``root / file_name`` with ``suffix``, never outside ``root`` (a COCO
-    file_name may be absolute or climb with ``..``: those parts are dropped)."""
-    parts = [p for p in Path(file_name.replace("\\", "/")).with_suffix(suffix).parts if p not in ("..", "/", "")]
-    return Path(root, *parts)
-
-
 @contextlib.contextmanager
 def atomic_dir(path: Path, overwrite: bool = False):
     """Yield a temp directory beside ``path``; on success it becomes ``path``.

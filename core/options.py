@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .limits import Limits
+
 SIMPLIFY_PX = 1.0  # default tolerance (px) when masks are traced to polygons, in every command
 
 # ConvertOptions field -> its flag on the command line
@@ -65,6 +67,8 @@ class ConvertOptions:
     # set from the writer's Format.rendered_json: readers may hand plain polygon
     # annotations over as rendered COCO JSON, which that writer copies
     render_json: bool = False
+    # what one input may make annot allocate (--max-memory, --max-pixels)
+    limits: Limits = field(default_factory=Limits.default)
     extra: dict = field(default_factory=dict)
 
 

@@ -30,7 +30,7 @@ def is_side(v) -> bool:
 COCO_MAX_PIXELS = 1 << 32  # pycocotools keeps RLE run lengths in 32-bit integers
 
 
-def size_problem(width: int, height: int) -> str | None:
+def size_problem(width: int, height: int, max_pixels: int | None = None) -> str | None:
     """Why an image of this size cannot go through COCO geometry, or None.
 
     pycocotools counts pixels in 32-bit integers: on an image of 2^32 pixels or
@@ -41,6 +41,8 @@ def size_problem(width: int, height: int) -> str | None:
     if width * height >= COCO_MAX_PIXELS:
         return (f"image is {width}x{height} = {width * height:,} pixels; COCO RLE and pycocotools areas "
                 f"count at most {COCO_MAX_PIXELS - 1:,}")
+    if max_pixels is not None and width * height > max_pixels:
+        return f"image is {width}x{height} = {width * height:,} pixels, over the limit of {max_pixels:,} (--max-pixels)"
     return None
 
 

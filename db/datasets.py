@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 from annot.errors import AnnotError, StoreError
 from annot.images import decoding, image_size
 from annot.parallel import map_files
+from annot.paths import find_image
 from annot.validate import load_valid_coco
 
 from . import files
@@ -54,21 +55,15 @@ def _annotations_digest(anns: list[dict], cat_names: dict) -> str:
     return hashlib.sha256(b"\n".join(rows)).hexdigest()
 
 
-def resolve_image(root: Path, file_name: str) -> Path | None:
-    for cand in (root / file_name, root / Path(file_name.replace("\\", "/")).name):
-        if cand.is_file():
-            return cand
-    return None
-
-
 def import_coco(store: Store, name: str, coco_path: Path, image_root: Path, message: str = "",
                 jobs: int | None = None, quiet: bool = True) -> ImportResult:
     doc, _ = load_valid_coco(coco_path)
     paths = []
     for k, im in enumerate(doc["images"]):
-        p = resolve_image(Path(image_root), im["file_name"])
+        p = find_image(im["file_name"], [Path(image_root)])
         if p is None:
-            raise AnnotError(f"{coco_path}:images[{k}]: {im['file_name']!r} not found under {image_root}")
+            raise AnnotError(f"{coco_path}:images[{k}]: {im['file_name']!r} not found under {image_root} (names "
+                             "are never followed out of it)")
         paths.append(p)
     hashed = list(map_files(_hash_image, paths, jobs, "hashing images", quiet))
     for k, (im, (_sha, _ph, w, h)) in enumerate(zip(doc["images"], hashed)):

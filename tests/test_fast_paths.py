@@ -33,6 +33,7 @@ from annot.converters.columns import (
 from annot.converters.discovery import find_files, load_json, read_bytes
 from annot.converters.labelstudio_reader import _scaled_points
 from annot.io import dumps_json
+from annot.limits import Limits
 from annot.model import Annotation, DatasetBuilder, ImageDraft, Instance, render_geometry
 from annot.parallel import bulk, map_batches
 from annot.report import Report
@@ -55,7 +56,7 @@ def shape(draw):
 
 def checked(shapes, labels=None, report=None):
     report = report if report is not None else Report("skip")
-    return labelme_reader._checked_entries(shapes, Path("f.json"), report, W, H, labels, False)
+    return labelme_reader._checked_entries(shapes, Path("f.json"), report, W, H, labels, False, Limits.default())
 
 
 def plain(data: bytes | list, labels=None):

@@ -1,0 +1,91 @@
+"""The one rule for paths that come from file contents.
+
+An annotation file names images and masks: labelme's ``imagePath``, COCO's
+``file_name``, VOC's ``filename``/``path``, Label Studio's image references.
+Whoever wrote the file chooses those strings, so annot never follows one out
+of the folder it belongs to:
+
+- :func:`confined` joins a name to a root the user gave (``--image-root``, an
+  input folder, the output folder) and answers None when the result would
+  leave it: an absolute name, ``..`` climbing above the root, a NUL byte, or
+  a symlink inside the root that points out of it. Readers treat such a name
+  as a file that is not there, and say so.
+- :func:`require_confined` is the same rule where there is no fallback (a
+  file annot writes, a file a server serves): it raises one line naming the
+  file, the field and the value.
+- :func:`output_path` maps a name to its place in an output folder annot
+  builds itself: the parts that would climb out (``..``, a drive, a leading
+  ``/``) are dropped, so ``../images/a.png`` is written as ``images/a.png``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path, PurePosixPath
+
+from .errors import ParseError
+
+
+def _parts(name: str) -> list[str] | None:
+    """The name's parts, normalised (backslashes are separators); None when
+    it is absolute or contains a NUL byte."""
+    if "\0" in name:
+        return None
+    posix = name.replace("\\", "/")
+    if posix.startswith("/") or (len(posix) > 1 and posix[1] == ":"):  # POSIX, UNC (\\host) or drive letter
+        return None
+    return [p for p in PurePosixPath(posix).parts if p not in ("", ".")]
+
+
+def _within(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def confined(root: str | Path, name: str) -> Path | None:
+    """``root / name`` when it stays inside ``root`` (lexically, and after
+    following symlinks as far as the path exists); else None."""
+    parts = _parts(name)
+    if parts is None:
+        return None
+    root_abs = os.path.abspath(root)
+    joined = os.path.normpath(os.path.join(root_abs, *parts)) if parts else root_abs
+    if not _within(joined, root_abs):
+        return None
+    # a symlink on the way (in the root or in the name) may lead elsewhere
+    if not _within(os.path.realpath(joined), os.path.realpath(root_abs)):
+        return None
+    return Path(joined)
+
+
+def find_image(name: str, dirs: list[Path | None]) -> Path | None:
+    """The first existing ``dir/name``, then ``dir/<base name>``, among
+    ``dirs`` (None entries skipped), never outside its ``dir``."""
+    base = name.replace("\\", "/").rsplit("/", 1)[-1]
+    for d in dirs:
+        if d is None:
+            continue
+        for cand in (confined(d, name), confined(d, base)):
+            if cand is not None and cand.is_file():
+                return cand
+    return None
+
+
+def require_confined(root: str | Path, name: str, source, field: str) -> Path:
+    """:func:`confined`, or a ParseError naming ``source`` (the file the
+    name came from), ``field`` and the value."""
+    path = confined(root, name)
+    if path is None:
+        raise ParseError(str(source), field, f"{name!r} leads outside {root}: annot only reads and writes inside "
+                                             "the folders it was given")
+    return path
+
+
+def output_path(root: str | Path, name: str, suffix: str | None = None) -> Path:
+    """Where ``name`` goes in an output folder annot builds: inside ``root``,
+    whatever the name (climbing parts dropped), with ``suffix`` if given."""
+    posix = name.replace("\\", "/").replace("\0", "")
+    if len(posix) > 1 and posix[1] == ":":
+        posix = posix[2:]
+    parts = [p for p in PurePosixPath(posix).parts if p not in ("", ".", "..", "/")]
+    path = Path(root, *parts) if parts else Path(root, "_")
+    return path.with_suffix(suffix) if suffix is not None else path
