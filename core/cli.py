@@ -198,22 +198,29 @@ def _run(argv) -> tuple[int, object]:
         return e.exit_code, None
     except DatasetInvalid as e:
         for p in e.problems:
-            click.echo(f"{e.path}:{p}", err=True)
-        click.echo(f"annot: {e}", err=True)
+            click.echo(one_line(f"{e.path}:{p}"), err=True)
+        click.echo(f"annot: {one_line(str(e))}", err=True)
         return e.exit_code, None
     except AnnotError as e:
         if debug:
             raise
-        click.echo(f"annot: error: {e}", err=True)
+        click.echo(f"annot: error: {one_line(str(e))}", err=True)
         return e.exit_code, None
     except KeyboardInterrupt:
         return 130, None
     except Exception as e:  # a bug, not bad input: say so, keep the traceback for --debug
         if debug:
             raise
-        click.echo(f"annot: internal error: {type(e).__name__}: {e} (rerun with --debug for details)", err=True)
+        click.echo(f"annot: internal error: {type(e).__name__}: {one_line(str(e))} (rerun with --debug for details)",
+                   err=True)
         return 3, None
     return 0, result
+
+
+def one_line(text: str) -> str:
+    """A message as one line: line breaks and other control characters a file's
+    contents put into it (a task id, a label) are written as escapes."""
+    return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in text)
 
 
 def click_message(e: click.ClickException) -> str:

@@ -65,8 +65,11 @@ def find_image(name: str, dirs: list[Path | None]) -> Path | None:
         if d is None:
             continue
         for cand in (confined(d, name), confined(d, base)):
-            if cand is not None and cand.is_file():
-                return cand
+            try:
+                if cand is not None and cand.is_file():
+                    return cand
+            except OSError:  # a name too long for the file system, say: not there
+                continue
     return None
 
 

@@ -100,6 +100,9 @@ def _cases(generated: dict[str, Path]) -> list[tuple[str, list, str | None]]:
     for f in sorted((h / "createml").glob("*.json")):
         cases.append((f"createml {f.stem}", ["convert", "createml", "coco", f, "-o", "OUT/c.json"], None))
     cases.append(("yolo", ["convert", "yolo", "coco", h / "yolo", "-o", "OUT/c.json"], None))
+    for f in sorted((h / "fuzz").glob("*.json")):  # what tests/fuzz/fuzz_readers.py found, kept
+        fmt = f.stem.rsplit("_", 1)[0]
+        cases.append((f"fuzz {f.stem}", ["convert", fmt, "coco", f, "-o", "OUT/c.json"], None))
     for f in sorted((h / "coco").glob("*.json")):
         cases.append((f"validate {f.stem}", ["validate", "coco", f], None))
         for w in WRITERS:
