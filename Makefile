@@ -15,7 +15,7 @@ LS_STAMP   := $(LS_VENV)/.installed-$(LS_VERSION)
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[ml,dev]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[ml,serve,dev]'
 	touch $(STAMP)
 
 $(LS_STAMP):
@@ -30,7 +30,7 @@ test: $(STAMP) $(LS_STAMP)
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check core converters plugins active_learning db tests examples benchmarks
+	$(BIN)/ruff check core converters plugins active_learning db serve tests examples benchmarks
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/convert.py

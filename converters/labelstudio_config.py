@@ -35,6 +35,10 @@ class Control:
     name: str
     to_name: str
     labels: frozenset[str] | None  # None: accepts any label (no config)
+    # model class names (lowercase) -> the label: each label's own name and its
+    # ``predicted_values="a,b"``, as Label Studio matches model output
+    aliases: tuple[tuple[str, str], ...] = ()
+    smart: bool = False  # a smart tool (interactive clicks and boxes)
 
 
 @dataclass
@@ -55,15 +59,19 @@ class LabelConfig:
 
     @classmethod
     def from_file(cls, path: Path) -> LabelConfig:
+        return cls.from_xml(Path(path).read_text(encoding="utf-8"), str(path))
+
+    @classmethod
+    def from_xml(cls, xml: str, source: str = "label config") -> LabelConfig:
         from label_studio_sdk.label_interface import LabelInterface
 
         try:
-            li = LabelInterface(Path(path).read_text(encoding="utf-8"))
+            li = LabelInterface(xml)
         except Exception as e:
-            raise AnnotError(f"{path}: not a Label Studio label config: {e}") from None
+            raise AnnotError(f"{source}: not a Label Studio label config: {e}") from None
         images = {o.name: o.value.lstrip("$") for o in li.objects if o.tag == "Image"}
         if not images:
-            raise AnnotError(f"{path}: the label config has no <Image> tag")
+            raise AnnotError(f"{source}: no <Image> tag")
         controls = []
         for c in li.controls:
             kind = KINDS.get(c.tag)
@@ -71,10 +79,21 @@ class LabelConfig:
                 continue
             to_name = next((t for t in c.to_name if t in images), None)
             if to_name is not None:
-                controls.append(Control(kind, c.name, to_name, frozenset(c.labels or ())))
+                controls.append(Control(kind, c.name, to_name, frozenset(c.labels or ()), _aliases(c),
+                                        str(c.attr.get("smart", "")).lower() == "true"))
         if not controls:
-            raise AnnotError(f"{path}: no RectangleLabels, PolygonLabels or BrushLabels control on an <Image>")
+            raise AnnotError(f"{source}: no RectangleLabels, PolygonLabels or BrushLabels control on an <Image>")
         return cls(controls, images[controls[0].to_name])
+
+    def label_for(self, name: str) -> str | None:
+        """The config's label for a model class ``name``: the label of that
+        name in any case, or the one listing it in ``predicted_values``."""
+        key = name.strip().lower()
+        for c in self.controls:
+            for alias, label in c.aliases:
+                if alias == key:
+                    return label
+        return None
 
     def route(self, geometry: str, label: str) -> Control | None:
         """The control for a region of ``geometry`` kind with ``label``."""
@@ -83,3 +102,13 @@ class LabelConfig:
                 if c.kind == kind and (c.labels is None or label in c.labels):
                     return c
         return None
+
+
+def _aliases(control) -> tuple[tuple[str, str], ...]:
+    out = []
+    for label, tag in (getattr(control, "labels_attrs", None) or {}).items():
+        out.append((label.strip().lower(), label))
+        for v in str(tag.attr.get("predicted_values", "") or "").split(","):
+            if v.strip():
+                out.append((v.strip().lower(), label))
+    return tuple(out)

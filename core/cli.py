@@ -42,6 +42,7 @@ class LazyGroup(Group):
         "plugins": "annot.plugins.cli:plugins",
         "sam": "annot.plugins.cli:sam",
         "predict": "annot.plugins.predict_cli:predict",
+        "serve": "annot.serve.cli:serve",
     }
 
     def list_commands(self, ctx):

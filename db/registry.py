@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 
 from annot.errors import AnnotError, StoreError
 
@@ -126,14 +127,65 @@ def heartbeat(store: Store, run_id: int) -> None:
         s.execute(update(TrainingRun).where(TrainingRun.id == run_id).values(heartbeat_at=datetime.now(UTC)))
 
 
-def finish(store: Store, run_id: int, ok: bool, error: str | None = None) -> None:
+def finish(store: Store, run_id: int, ok: bool, error: str | None = None, status: str | None = None) -> None:
+    """End a run: ``succeeded`` or ``failed`` (or ``status``, e.g. ``unavailable``)."""
     with store.transaction() as s:
         run = s.get(TrainingRun, run_id)
-        run.status, run.error, run.finished_at = ("succeeded" if ok else "failed"), error, datetime.now(UTC)
+        run.status = status or ("succeeded" if ok else "failed")
+        run.error, run.finished_at = error, datetime.now(UTC)
         if run.model_version_id is not None:
             mv = s.get(ModelVersion, run.model_version_id)
             if mv.status == "training":
                 mv.status = "ready" if ok else "failed"
+
+
+def request_run(store: Store, scope: str, trigger: str, params: dict | None = None) -> tuple[str, TrainingRun]:
+    """A run for ``scope``, at most one at a time: ``("started", run)`` when
+    none runs (the caller starts the job); ``("queued", run)`` when one runs
+    and none waits (it will start when the running one ends); else
+    ``("coalesced", the waiting run)``, whose params gain this trigger's.
+    Stale runs of the scope are reaped first. The database's partial unique
+    indexes refuse a second running or queued run, so concurrent triggers
+    cannot start two."""
+    reap(store, scope=scope)
+    params = dict(params or {})
+    for attempt in range(2):
+        try:
+            with store.transaction() as s:
+                q = select(TrainingRun).where(TrainingRun.scope == scope)
+                running = s.scalar(q.where(TrainingRun.status == "running").with_for_update())
+                queued = s.scalar(q.where(TrainingRun.status == "queued").with_for_update())
+                if running is None:
+                    run = TrainingRun(scope=scope, trigger=trigger, params=params, status="running")
+                    s.add(run)
+                    return "started", run
+                if queued is None:
+                    run = TrainingRun(scope=scope, trigger=trigger, params=params, status="queued")
+                    s.add(run)
+                    return "queued", run
+                merged = dict(queued.params or {})
+                merged["triggers"] = merged.get("triggers", 1) + 1
+                merged.update({k: v for k, v in params.items() if k not in merged})
+                queued.params = merged
+                return "coalesced", queued
+        except IntegrityError:  # another process made the same row at the same moment: look again
+            if attempt:
+                raise
+    raise AssertionError("unreachable")
+
+
+def next_queued(store: Store, scope: str) -> TrainingRun | None:
+    """The run waiting for ``scope``, now running (the job that just ended
+    takes it), or None."""
+    with store.transaction() as s:
+        q = select(TrainingRun).where(TrainingRun.scope == scope)
+        if s.scalar(q.where(TrainingRun.status == "running")) is not None:
+            return None
+        run = s.scalar(q.where(TrainingRun.status == "queued").with_for_update())
+        if run is not None:
+            run.status, run.started_at = "running", datetime.now(UTC)
+            run.heartbeat_at = run.started_at
+        return run
 
 
 def _aware(t: datetime) -> datetime:
@@ -147,13 +199,14 @@ def run_state(run: TrainingRun, now: datetime, stale_after: timedelta = STALE_AF
     return run.status
 
 
-def reap(store: Store, stale_after: timedelta = STALE_AFTER) -> list[int]:
+def reap(store: Store, stale_after: timedelta = STALE_AFTER, scope: str | None = None) -> list[int]:
     """Mark stale runs failed (and their model versions), so a crashed job
     never leaves a version stuck in ``training``. Returns the run ids."""
     now = datetime.now(UTC)
     reaped = []
+    q = select(TrainingRun).where(TrainingRun.status == "running")
     with store.transaction() as s:
-        for run in s.scalars(select(TrainingRun).where(TrainingRun.status == "running")).all():
+        for run in s.scalars(q.where(TrainingRun.scope == scope) if scope is not None else q).all():
             if run_state(run, now, stale_after) == "stale":
                 run.status, run.finished_at = "failed", now
                 run.error = f"no heartbeat since {_aware(run.heartbeat_at).isoformat()} (reaped)"

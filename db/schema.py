@@ -141,17 +141,40 @@ class ModelVersion(Base):
 
 
 class TrainingRun(Base):
+    """One training job. ``scope`` names what it trains for (a dataset, a
+    Label Studio project): the database allows one running and one queued
+    run per scope, so concurrent triggers cannot start two."""
+
     __tablename__ = "training_runs"
+    __table_args__ = tuple(
+        Index(f"uq_run_{status}", "scope", unique=True, sqlite_where=text(f"status = '{status}'"),
+              postgresql_where=text(f"status = '{status}'"))
+        for status in ("running", "queued")
+    )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    scope: Mapped[str | None] = mapped_column(String(200))
     model_version_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"))
     trigger: Mapped[str] = mapped_column(String(20))  # cli webhook schedule
     params: Mapped[dict] = mapped_column(JSON, default=dict)
-    status: Mapped[str] = mapped_column(String(20), default="running")  # running succeeded failed
+    status: Mapped[str] = mapped_column(String(20), default="running")  # queued running succeeded failed
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     heartbeat_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     log_path: Mapped[str | None] = mapped_column(Text)
     error: Mapped[str | None] = mapped_column(Text)
+
+
+class AnnotationEvent(Base):
+    """What a Label Studio webhook reported: an annotation created, updated
+    or deleted in a project (``scope``); retraining counts them."""
+
+    __tablename__ = "annotation_events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    scope: Mapped[str] = mapped_column(String(200), index=True)
+    action: Mapped[str] = mapped_column(String(40))
+    annotation_id: Mapped[int | None] = mapped_column(BigInteger)
+    task_id: Mapped[int | None] = mapped_column(BigInteger)
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class Score(Base):

@@ -36,14 +36,15 @@ def load_rgb(path: Path) -> np.ndarray:
     return load_scaled(path)[0]
 
 
-def load_scaled(path: Path, max_side: int | None = None) -> tuple[np.ndarray, tuple[int, int]]:
-    """``(HxWx3 uint8 RGB, (height, width) as displayed)``.
+def load_scaled(path, max_side: int | None = None, name: str | None = None) -> tuple[np.ndarray, tuple[int, int]]:
+    """``(HxWx3 uint8 RGB, (height, width) as displayed)`` of a file (a path or
+    a binary file object; ``name`` is what messages call it).
 
     With ``max_side`` the array is downscaled (aspect kept) so that its longer
     side is at most ``max_side``; the second value is always the full
     displayed size (EXIF orientation applied), the size annotations refer to.
     """
-    with decoding(path), Image.open(path) as im:
+    with decoding(name or path), Image.open(path) as im:
         full_w, full_h, w, h = sizes(im)  # displayed (EXIF) and stored
         if max_side and max(w, h) > max_side and im.format == "JPEG":
             im.draft("RGB", (max(1, w * max_side // max(w, h)), max(1, h * max_side // max(w, h))))

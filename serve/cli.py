@@ -1,0 +1,87 @@
+"""``annot serve``: the Label Studio ML backend on uvicorn."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+
+from annot.errors import AnnotError
+
+
+def _basic_auth(value: str | None) -> tuple[str, str] | None:
+    if not value:
+        return None
+    user, sep, password = value.partition(":")
+    if not sep or not user or not password:
+        raise click.UsageError("--basic-auth must be USER:PASSWORD")
+    return user, password
+
+
+@click.command("serve", context_settings={"show_default": True})
+@click.option("--model", "spec", default="maskrcnn", metavar="SPEC",
+              help="The detector that pre-annotates: a store model (NAME: its promoted version, followed when it "
+                   "changes; NAME@V: that version) or, with --checkpoint, a predictor. 'none': clicks only.")
+@click.option("--checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A detector checkpoint file instead of the store.")
+@click.option("--sam-checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              envvar="ANNOT_SAM_CHECKPOINT", show_envvar=True,
+              help="SAM answers clicks with it; without one, GrabCut does.")
+@click.option("--host", default="127.0.0.1", help="Interface to listen on (0.0.0.0: every one).")
+@click.option("--port", type=click.IntRange(1, 65535), default=9090, help="Port to listen on.")
+@click.option("--workers", type=click.IntRange(1), default=1,
+              help="Server processes, each with its own copy of the models.")
+@click.option("--retrain-every", type=click.IntRange(0), default=0,
+              help="Start a retrain after this many new or changed annotations (0: only on Start Training).")
+@click.option("--basic-auth", envvar="ANNOT_SERVE_BASIC_AUTH", show_envvar=True, metavar="USER:PASSWORD",
+              help="Require HTTP basic auth on every endpoint but /health (set the same in Label Studio).")
+@click.option("--labelstudio-url", envvar="LABEL_STUDIO_URL", show_envvar=True,
+              help="Label Studio, where task images are fetched from.")
+@click.option("--labelstudio-token", envvar="LABEL_STUDIO_API_KEY", show_envvar=True, metavar="TOKEN",
+              help="Label Studio personal access token (or legacy token); sent to Label Studio's host only.")
+@click.option("--local-files-root", envvar="LOCAL_FILES_DOCUMENT_ROOT", show_envvar=True,
+              type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Read /data/local-files/?d= images from this folder, as Label Studio does.")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default=None, help="[default: cuda when available]")
+@click.option("--score-threshold", type=float, default=0.5, help="Drop detections scoring below this.")
+@click.option("--max-body", metavar="SIZE", default="32M", help="Largest request body accepted.")
+@click.option("--max-memory", metavar="SIZE", default=None,
+              help="What one task's image may make the server allocate [default: half of the memory usable here].")
+@click.option("--db", "db_url", envvar="ANNOT_DB", show_envvar=True, help="Store database URL.")
+@click.option("--store", "store_path", envvar="ANNOT_STORE", show_envvar=True, help="Store directory.")
+def serve(spec, checkpoint, sam_checkpoint, host, port, workers, retrain_every, basic_auth, labelstudio_url,
+          labelstudio_token, local_files_root, device, score_threshold, max_body, max_memory, db_url, store_path):
+    """Serve models to Label Studio: pre-annotation, clicks to masks, training triggers."""
+    import uvicorn
+
+    from annot.limits import Limits, parse_size
+
+    from .app import create_app
+    from .config import ENV, ServeConfig
+    from .labelstudio import check_url
+    from .logs import configure
+
+    config = ServeConfig(
+        model=None if spec == "none" else spec, checkpoint=str(checkpoint) if checkpoint else None,
+        sam_checkpoint=str(sam_checkpoint) if sam_checkpoint else None, device=device,
+        score_threshold=score_threshold, db_url=db_url,
+        store_path=str(store_path) if store_path else None, basic_auth=_basic_auth(basic_auth),
+        labelstudio_url=check_url(labelstudio_url), labelstudio_token=labelstudio_token,
+        local_files_root=str(local_files_root.resolve()) if local_files_root else None,
+        retrain_every=retrain_every, max_body=parse_size(max_body),
+        max_memory=parse_size(max_memory) if max_memory else Limits.default().max_memory,
+    )
+    if labelstudio_token and not labelstudio_url:
+        raise AnnotError("LABEL_STUDIO_API_KEY is set but not LABEL_STUDIO_URL: the token goes to Label Studio's "
+                         "host only, so the backend must know it")
+    configure()
+    click.echo(f"annot serve on http://{host}:{port} (model {config.model or 'none'}; clicks: "
+               f"{'SAM' if sam_checkpoint else 'GrabCut'}); in Label Studio: Project > Settings > Model > "
+               f"Connect Model, URL http://{host if host != '0.0.0.0' else 'THIS-HOST'}:{port}", err=True)
+    if workers > 1:
+        os.environ[ENV] = config.to_env()
+        uvicorn.run("annot.serve.app:app_from_env", factory=True, host=host, port=port, workers=workers,
+                    log_config=None, access_log=False)
+    else:
+        uvicorn.run(create_app(config), host=host, port=port, log_config=None, access_log=False)
