@@ -1,12 +1,22 @@
 """GrabCut (OpenCV): the offline interactive segmenter when no SAM checkpoint exists.
 
-A box prompt initialises GrabCut's foreground/background models (inside the
-box: probably foreground; outside: background); positive and negative points
-become hard foreground/background seeds (small discs). A previous mask
-(``Prompt.mask``) starts the cut from that mask instead (inside: probably
-foreground, outside: probably background), so further clicks refine it. The
-image is cropped to the prompt plus a margin first: GrabCut's cost grows with
-the pixels it sees.
+A box prompt initialises GrabCut with a prior of where an object in a box
+is: outside the box background; a central ellipse (a quarter of the box's
+width, half its height) sure foreground; a band along the box's edges (5 %)
+probably background; the rest probably foreground. Without the prior (the
+whole box "probably foreground") GrabCut often gave up the object for the
+background it resembles; on Penn-Fudan's 423 pedestrians the prior raised the
+mean mask IoU from 0.57 to 0.69 (``benchmarks/grabcut_pennfudan.py``).
+Positive and negative points become sure foreground/background seeds (discs
+of a fifth of the object's shorter side).
+
+Refining: a click on a region is answered by cutting again from the prior
+with every click so far as seeds; without a box, the previous mask's
+envelope (``Prompt.mask``) stands for it. Starting the cut from the previous
+mask's labels instead was measured worse (Penn-Fudan, one corrective click
+on the first 30 images: 0.618 from the previous mask, 0.686 from the prior,
+against 0.653 before the click). The image is cropped to the prompt plus a
+margin first: GrabCut's cost grows with the pixels it sees.
 """
 
 from __future__ import annotations
@@ -18,6 +28,8 @@ from annot.detections import Detections
 
 from .predictor import Prompt, prompt_classes
 
+CORE = (0.25, 0.5)  # the sure-foreground ellipse's width and height, as fractions of the box's
+EDGE = 0.05  # the probably-background band inside the box's edges, as a fraction of its sides
 SEED_RADIUS = 3  # px: the smallest disc a click marks as sure foreground/background
 SEED_SHARE = 5  # ... else 1/5 of the object's shorter side: a 3 px seed barely moves GrabCut's colour models
 POINT_REACH = 20  # px around points that make up an object's extent when there is no box
@@ -73,13 +85,16 @@ class GrabCutPredictor:
         x0, y0 = max(int(x - mx), 0), max(int(y - my), 0)
         x1, y1 = min(int(np.ceil(x + bw + mx)), w), min(int(np.ceil(y + bh + my)), h)
         crop = np.ascontiguousarray(image[y0:y1, x0:x1, :3])
-        if prompt.mask is not None:
-            previous = np.asarray(prompt.mask, bool)[y0:y1, x0:x1]
-            mask = np.where(previous, cv2.GC_PR_FGD, cv2.GC_PR_BGD).astype(np.uint8)
-        else:
-            mask = np.full(crop.shape[:2], cv2.GC_BGD, np.uint8)
-            rx, ry = int(x) - x0, int(y) - y0
-            mask[max(ry, 0) : ry + max(int(round(bh)), 1), max(rx, 0) : rx + max(int(round(bw)), 1)] = cv2.GC_PR_FGD
+        rx, ry, rw, rh = int(x) - x0, int(y) - y0, max(int(round(bw)), 1), max(int(round(bh)), 1)
+        mask = np.full(crop.shape[:2], cv2.GC_BGD, np.uint8)
+        box = mask[max(ry, 0) : ry + rh, max(rx, 0) : rx + rw]
+        box[:] = cv2.GC_PR_FGD
+        if prompt.box is not None or prompt.mask is not None:  # where an object in a box usually is
+            ex, ey = max(1, int(rw * EDGE)), max(1, int(rh * EDGE))
+            box[:ey], box[-ey:], box[:, :ex], box[:, -ex:] = (cv2.GC_PR_BGD,) * 4
+            cv2.ellipse(mask, (rx + rw // 2, ry + rh // 2),
+                        (max(1, int(rw * CORE[0] / 2)), max(1, int(rh * CORE[1] / 2))), 0, 0, 360,
+                        int(cv2.GC_FGD), -1)
         radius = max(SEED_RADIUS, int(min(bw, bh) / SEED_SHARE))
         for (px, py), value in [(p, cv2.GC_FGD) for p in prompt.positive] + [(p, cv2.GC_BGD) for p in prompt.negative]:
             cv2.circle(mask, (int(px) - x0, int(py) - y0), radius, int(value), -1)
