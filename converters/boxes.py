@@ -26,6 +26,10 @@ def fit_box(xywh: list[float], width: int, height: int, path, item: str, rep: Re
     clipped = clip_box(xywh, width, height)
     if clipped == xywh:
         return clipped
+    # boxes made from relative coordinates land a rounding error past the border (68.99999999999999 + 193
+    # against 262): not worth a warning
+    if all(abs(a - b) <= 1e-6 * max(width, height) for a, b in zip(clipped, xywh)):
+        return clipped
     if clipped[2] <= 0 or clipped[3] <= 0:
         rep.error(path, item, f"box {xywh} lies outside the {width}x{height} image")
         return None

@@ -154,3 +154,4 @@ def read_image_size(image: Path, path, item, rep) -> tuple[int, int] | None:
     except OSError as e:
         rep.error(path, item, f"cannot read the size of image {image}: {e}")
         return None
+

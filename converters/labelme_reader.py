@@ -169,6 +169,8 @@ def _entries_of(
     image = _image_of(path, root, doc, rep, extract_dir, image_root, limits)
     if image is None:
         return skipped
+    if isinstance(doc.get("flags"), dict) and any(doc["flags"].values()):
+        rep.warn("labelme image flags (classification) not converted: COCO instances have no image labels", str(path))
     draft, width, height = image
 
     entries = _plain_entries(plain.shapes, labels) if plain is not None else None

@@ -24,7 +24,7 @@ from annot.io import atomic_dir, dumps_json
 from annot.limits import Limits
 from annot.model import IGNORE_LABEL, Annotation, Dataset, Image
 from annot.options import ConvertOptions
-from annot.paths import output_path
+from annot.paths import OutputNames
 from annot.report import Report
 
 LABELME_VERSION = "5.3.1"  # the file format labelme 5.x/6.x reads
@@ -33,8 +33,9 @@ LABELME_VERSION = "5.3.1"  # the file format labelme 5.x/6.x reads
 def write(ds: Dataset, out: Path, opts: ConvertOptions, report: Report) -> list[Path]:
     names = ds.category_names()
     with atomic_dir(out, opts.overwrite) as tmp:
+        files = OutputNames(tmp, ".json")
         for img, anns in ds.per_image():
-            target = output_path(tmp, img.file_name, ".json")
+            target = files.path(img.file_name)
             target.parent.mkdir(parents=True, exist_ok=True)
             doc = to_labelme(img, anns, names, out / target.relative_to(tmp), opts.image_root, report, opts.limits)
             target.write_bytes(dumps_json(doc, indent=True))

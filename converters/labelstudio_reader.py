@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from annot.errors import AnnotError, ParseError, UnknownName
+from annot.formats import hint, looks_like
 from annot.geometry import mask_instance, rectangle_polygon, rotated_rectangle
 from annot.limits import Limits
 from annot.model import Annotation, DatasetBuilder, ImageDraft, Instance
@@ -55,6 +56,13 @@ LABEL_KEYS = ("rectanglelabels", "polygonlabels", "brushlabels", "keypointlabels
 # Geometry-less control tags and the non-image regions of a mixed project.
 NON_GEOMETRY = {"choices", "textarea", "rating", "relation", "taxonomy", "labels", "number", "datetime", "pairwise"}
 SELECT_MODES = ("latest", "ground-truth", "all", "predictions")
+NOTHING_KEPT = {  # why a conversion kept no task, by --annotations mode
+    "ground-truth": "none has an annotation marked ground truth (--annotations ground-truth; the default, latest, "
+                    "takes each task's latest annotation)",
+    "predictions": "none has a prediction (--annotations predictions)",
+    "latest": "none has an annotation that is not cancelled (tasks with predictions only: pass --predictions), "
+              "or every one has an error (see above)",
+}
 
 
 def read(inputs: list[Path], opts: ConvertOptions, report: Report):
@@ -65,6 +73,7 @@ def read(inputs: list[Path], opts: ConvertOptions, report: Report):
                          "write them a second time: give one of the two")
     builder = DatasetBuilder(opts.labels)
     keypoints = _Keypoints()
+    total = 0
     for path, _root in find_files(inputs, (".json",)):
         try:
             opts.limits.json_file(path)
@@ -75,7 +84,11 @@ def read(inputs: list[Path], opts: ConvertOptions, report: Report):
         except (OSError, ValueError) as e:
             report.error(path, None, f"cannot read JSON: {e}")
             continue
+        if isinstance(doc, dict) and looks_like(doc) not in (None, "labelstudio"):
+            report.error(path, None, f"not a Label Studio export or task list{hint(doc, 'labelstudio')}")
+            continue
         tasks = doc if isinstance(doc, list) else [doc]
+        total += len(tasks)
         job = partial(convert_tasks, path=path, opts=opts)
         for draft, columns, predictions, rep in map_shared(job, tasks, opts.jobs, "labelstudio", opts.quiet):
             report.merge(rep)
@@ -89,6 +102,9 @@ def read(inputs: list[Path], opts: ConvertOptions, report: Report):
             else:
                 columns.add_to(builder, draft)
     keypoints.finish(builder)
+    if total and not builder.images:
+        raise AnnotError(f"{', '.join(map(str, inputs))}: none of the {total} task(s) could be converted: "
+                         f"{NOTHING_KEPT.get(opts.annotations, NOTHING_KEPT['latest'])}")
     return builder.build()
 
 
@@ -150,6 +166,8 @@ def _read_task(tasks: list, k: int, path: Path, opts: ConvertOptions) -> _Task:
         predicted = _has_predictions(task)
         if chosen is None and not (opts.predictions and predicted):
             kind = f"task without a usable {key[:-1]} skipped"
+            if opts.annotations == "ground-truth":
+                kind = "task without a ground-truth annotation skipped (--annotations ground-truth)"
             if predicted and key == "annotations":
                 kind = "task with predictions but no annotation skipped (--predictions keeps it)"
             rep.warn(kind, f"{path}:{item}")

@@ -32,7 +32,7 @@ def file_name_of(ref: str, keep_upload_prefix: bool = False) -> tuple[str, str |
     if scheme in ("s3", "gs", "http", "https", "azure-blob"):
         path = urlparse(ref).path.rstrip("/")
         return unquote(path.rsplit("/", 1)[-1]) or ref, ref
-    return ref, None
+    return ref.lstrip("/") or ref, None  # "/image1" (a path on Label Studio's host): a relative file name
 
 
 def image_url(file_name: str, prefix: str | None) -> str:

@@ -52,20 +52,26 @@ def to_tasks(ds: Dataset, config: LabelConfig, opts: ConvertOptions, report: Rep
         for a in anns:
             results += _regions(img, a, names[a.category_id], kp_names[a.category_id], config, as_predictions, report,
                                 opts)
-        if opts.image_url_prefix is None and "coco_url" in img.extra:
+        if opts.image_url_prefix is None and img.extra.get("coco_url"):
             url = img.extra["coco_url"]
         else:
             url = image_url(img.file_name, opts.image_url_prefix)
         task: dict = {"data": {config.data_key: url}}
         if as_predictions:
-            scores = [a.score for a in anns if a.score is not None]
-            pred = {"model_version": opts.model_version or "annot", "result": results}
-            pred["score"] = sum(scores) / len(scores) if scores else 0.0
-            task["predictions"] = [pred]
+            task["predictions"] = [{"model_version": opts.model_version or "annot", "result": results,
+                                    "score": task_score(results)}]
         else:
             task["annotations"] = [{"result": results}]
         tasks.append(task)
     return tasks
+
+
+def task_score(regions: list[dict]) -> float:
+    """A task's prediction score: the mean score of the regions written (0
+    for none). Label Studio's Data Manager sorts tasks on it, and its
+    uncertainty sampling reads it."""
+    scores = [r["score"] for r in regions if "score" in r and r.get("type") != "keypointlabels"]
+    return sum(scores) / len(scores) if scores else 0.0
 
 
 def _geometry_of(a: Annotation):

@@ -15,7 +15,7 @@ from annot.geometry import BoxMode, xywh_to_box
 from annot.io import atomic_dir
 from annot.model import Dataset, Image
 from annot.options import ConvertOptions
-from annot.paths import output_path
+from annot.paths import OutputNames
 from annot.report import Report
 
 
@@ -51,8 +51,9 @@ def write(ds: Dataset, out: Path, opts: ConvertOptions, report: Report) -> list[
     mode = BoxMode.VOC1 if opts.pixel_convention == "voc1" else BoxMode.XYXY
     names = ds.category_names()
     with atomic_dir(out, opts.overwrite) as tmp:
+        files = OutputNames(tmp, ".xml")
         for img, anns in ds.per_image():
-            target = output_path(tmp, img.file_name, ".xml")
+            target = files.path(img.file_name)
             target.parent.mkdir(parents=True, exist_ok=True)
             ET.ElementTree(to_xml(img, anns, names, mode)).write(target, encoding="utf-8", xml_declaration=False)
     return [Path(out)]

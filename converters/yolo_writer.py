@@ -23,7 +23,7 @@ from annot.geometry import (
 from annot.io import atomic_dir
 from annot.model import Annotation, Dataset
 from annot.options import ConvertOptions
-from annot.paths import output_path
+from annot.paths import OutputNames
 from annot.report import Report
 
 
@@ -41,6 +41,7 @@ def write(ds: Dataset, out: Path, opts: ConvertOptions, report: Report) -> list[
     segment = is_segmentation(ds)
     index = {c.id: k for k, c in enumerate(ds.categories)}
     with atomic_dir(out, opts.overwrite) as tmp:
+        files = OutputNames(tmp, ".txt")
         (tmp / "classes.txt").write_text("".join(c.name + "\n" for c in ds.categories), encoding="utf-8")
         for img, anns in ds.per_image():
             lines = []
@@ -49,7 +50,7 @@ def write(ds: Dataset, out: Path, opts: ConvertOptions, report: Report) -> list[
                     report.warn("crowd region not written (YOLO has no ignore regions)", img.file_name)
                     continue
                 lines += _lines(a, index[a.category_id], img, segment, opts, report)
-            target = output_path(tmp, img.file_name, ".txt")
+            target = files.path(img.file_name)
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text("".join(ln + "\n" for ln in lines), encoding="utf-8")
     return [Path(out)]

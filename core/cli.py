@@ -22,7 +22,7 @@ from . import __version__
 from .errors import AnnotError, DatasetInvalid
 from .formats import Registry
 from .help_format import Group
-from .io import check_writable, missing_folder, write_json_atomic
+from .io import check_writable, write_json_atomic
 from .labels import read_labels
 from .limits import MAX_PIXELS, limits_of
 from .options import SIMPLIFY_PX, ConvertOptions, inapplicable
@@ -137,8 +137,8 @@ def convert(ctx, src, dst, inputs, out, labels, on_error, overwrite, quiet, jobs
         limits=limits_of(max_memory, max_pixels),
         **fmt_opts,
     )
-    check_writable(out, overwrite)
-    created = missing_folder(out.parent)
+    check_writable(out, overwrite, folder=dst_f.output == "dir")
+    created = None if out.parent.exists() else out.parent  # made by the writer; said below
     report = Report(on_error)
     with bulk():
         ds = src_f.load("reader")(list(inputs), opts, report)
@@ -191,9 +191,9 @@ def _run(argv) -> tuple[int, object]:
     except click.exceptions.Abort:
         click.echo("annot: aborted", err=True)
         return 130, None
-    except click.exceptions.NoArgsIsHelpError as e:  # `annot dataset` alone: the group's help
-        click.echo(e.ctx.get_help(), err=True)
-        return e.exit_code, None
+    except click.exceptions.NoArgsIsHelpError as e:  # `annot`, `annot dataset` alone: the help, asked for
+        click.echo(e.ctx.get_help())
+        return 0, None
     except click.ClickException as e:
         click.echo(f"annot: error: {click_message(e)}", err=True)
         return e.exit_code, None

@@ -64,6 +64,9 @@ def reason(e: BaseException) -> str:
     """An exception's message for a one-line error: its first non-empty line,
     else its type name (``KeyError(101)`` from a pickle says only ``101``)."""
     lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    if lines and lines[0].startswith("Weights only load failed"):
+        # torch's message goes on to suggest weights_only=False, i.e. running the file's pickled code: not here
+        return "it holds pickled Python objects, not only tensors; annot loads weights without running pickled code"
     if not lines or len(lines[0]) < 8 or lines[0].endswith(":"):
         head = lines[0].rstrip(":") if lines else ""
         return f"{type(e).__name__}{': ' + head if head else ''}"

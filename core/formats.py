@@ -78,6 +78,8 @@ class Registry:
             self.formats.setdefault(fmt.name, fmt)
 
     def get(self, name: str) -> Format:
+        if name not in self.formats and name.lower() in self.formats:  # COCO, LabelMe: the same names
+            name = name.lower()
         if name not in self.formats:
             self._load_plugins()
         if name not in self.formats:
@@ -96,3 +98,36 @@ class Registry:
 
     def writers(self) -> list[str]:
         return sorted(n for n, f in self.all().items() if f.writer)
+
+
+def looks_like(doc) -> str | None:
+    """The format a parsed JSON document looks like, for a hint when it was
+    given as another: ``labelme``, ``coco``, ``coco results``,
+    ``labelstudio``, ``createml``; None when it looks like none."""
+    first = doc[0] if isinstance(doc, list) and doc else doc
+    if isinstance(doc, dict):
+        if "shapes" in doc:
+            return "labelme"
+        if "images" in doc and "categories" in doc:
+            return "coco"
+        if "data" in doc:
+            return "labelstudio"
+    elif isinstance(first, dict):
+        if "data" in first or "annotations" in first and "id" in first and "image_id" not in first:
+            return "labelstudio"
+        if "image_id" in first and "category_id" in first:
+            return "coco results"
+        if "image" in first and "annotations" in first:
+            return "createml"
+    return None
+
+
+def hint(doc, given: str) -> str:
+    """`` (it looks like a labelme file: annot convert labelme ...)`` when the
+    document looks like another format than ``given``, else ``""``."""
+    kind = looks_like(doc)
+    if kind is None or kind.split()[0] == given:
+        return ""
+    if kind == "coco results":
+        return " (it looks like a COCO results list: model output, read with `annot convert coco` and its images file)"
+    return f" (it looks like a {kind} file: `annot convert {kind} ...`)"

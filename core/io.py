@@ -11,7 +11,7 @@ from pathlib import Path
 
 import orjson
 
-from .errors import OutputExists
+from .errors import AnnotError, OutputExists
 
 
 def is_stream(path: Path) -> bool:
@@ -19,19 +19,19 @@ def is_stream(path: Path) -> bool:
     return path.exists() and not path.is_file() and not path.is_dir()
 
 
-def check_writable(path: Path, overwrite: bool) -> None:
+def check_writable(path: Path, overwrite: bool, folder: bool = False) -> None:
+    """Refuse to replace a file the user has (without ``overwrite``). A
+    ``folder`` output may exist (its files are checked when they are written,
+    see :func:`atomic_dir`); a file output may not be a folder."""
     path = Path(path)
+    if folder:
+        if path.exists() and not path.is_dir():
+            raise AnnotError(f"{path}: a file is there, and this output is a folder of files")
+        return
+    if path.is_dir() or str(path).endswith(("/", os.sep)):
+        raise AnnotError(f"{path}: a folder; this output is one file: name it, e.g. {Path(path) / 'out.json'}")
     if path.exists() and not overwrite and not is_stream(path):
         raise OutputExists(path)
-
-
-def missing_folder(folder: Path) -> Path | None:
-    """The outermost folder of ``folder``'s path that does not exist yet (what
-    writing into it creates), or None when it exists."""
-    folder, top = Path(folder).absolute(), None
-    while not folder.exists():
-        top, folder = folder, folder.parent
-    return top
 
 
 def _umask() -> int:
@@ -86,27 +86,34 @@ def write_json_atomic(path: Path, obj, overwrite: bool = False, indent: bool = F
 
 @contextlib.contextmanager
 def atomic_dir(path: Path, overwrite: bool = False):
-    """Yield a temp directory beside ``path``; on success it becomes ``path``.
+    """Yield a temp directory beside ``path``; on success its files go to ``path``.
 
-    With ``overwrite`` an existing directory is replaced only after the new
-    one is complete; on failure the temp directory is removed and ``path`` is
-    untouched.
+    A new ``path`` is the temp directory renamed, in one step. An existing
+    folder is written into, never emptied: a labelling folder holds the
+    images too (labelme keeps its JSON beside them), so only the files this
+    output makes are put there, each replaced in one step, and they may
+    replace files of the same name only with ``overwrite``; whatever else the
+    folder holds stays. On failure the temp directory is removed and
+    ``path`` is untouched.
     """
     path = Path(path)
-    check_writable(path, overwrite)
+    if path.exists() and not path.is_dir():
+        raise AnnotError(f"{path}: a file is there, and this output is a folder of files")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     os.chmod(tmp, 0o777 & ~_umask())
     try:
         yield tmp
-    except BaseException:
+        if not path.exists():
+            os.replace(tmp, path)
+            return
+        made = sorted(p.relative_to(tmp) for p in tmp.rglob("*") if not p.is_dir())
+        taken = [rel for rel in made if (path / rel).exists()]
+        if taken and not overwrite:
+            raise AnnotError(f"{path}: {len(taken)} of the {len(made)} files this writes are there already (first: "
+                             f"{taken[0]}); pass --overwrite to replace them (other files in it are kept)")
+        for rel in made:
+            (path / rel).parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp / rel, path / rel)
+    finally:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if path.exists():
-        old = path.with_name(f".{path.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(path, old)
-        os.replace(tmp, path)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, path)

@@ -113,7 +113,12 @@ class Limits:
 
 def limits_of(max_memory: str | None, max_pixels: int = MAX_PIXELS) -> Limits:
     """The limits a command line sets (``--max-memory`` text, ``--max-pixels``)."""
-    budget = parse_size(max_memory) if max_memory is not None else Limits.default().max_memory
+    if max_memory is None:
+        return Limits(Limits.default().max_memory, max_pixels)
+    budget, usable = parse_size(max_memory), usable_memory()
+    if budget > usable:  # a budget the process cannot have: allocations would fail in C code instead
+        raise AnnotError(f"--max-memory {max_memory}: more than this process may use ({human(usable)}: the "
+                         "smallest of RAM, the cgroup's memory limit and ulimit -v)")
     return Limits(budget, max_pixels)
 
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 from pathlib import Path, PurePosixPath
 
-from .errors import ParseError
+from .errors import AnnotError, ParseError
 
 
 def _parts(name: str) -> list[str] | None:
@@ -81,6 +81,24 @@ def require_confined(root: str | Path, name: str, source, field: str) -> Path:
         raise ParseError(str(source), field, f"{name!r} leads outside {root}: annot only reads and writes inside "
                                              "the folders it was given")
     return path
+
+
+class OutputNames:
+    """One output file per image, named after its ``file_name``: two images
+    whose names lead to the same file (``a.jpg`` and ``a.png`` as labelme
+    JSON, ``../a.jpg`` and ``a.jpg``) are an error, not one file written over
+    the other."""
+
+    def __init__(self, root: Path, suffix: str):
+        self.root, self.suffix, self.taken = Path(root), suffix, {}
+
+    def path(self, file_name: str) -> Path:
+        p = output_path(self.root, file_name, self.suffix)
+        other = self.taken.setdefault(p, file_name)
+        if other != file_name:
+            raise AnnotError(f"images {other!r} and {file_name!r} would both be written as "
+                             f"{p.relative_to(self.root)}: rename one of them")
+        return p
 
 
 def output_path(root: str | Path, name: str, suffix: str | None = None) -> Path:

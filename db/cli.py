@@ -17,7 +17,7 @@ DB_HELP = "Database URL [default: sqlite:///annot.db in the working folder]."
 STORE_HELP = "Folder of the store's files (dataset versions, checkpoints) [default: ./annot-store]."
 
 
-def _store_options(create: bool):
+def _store_options(create: bool, listing: bool = False):
     def decorate(f):
         @click.option("--db", "db_url", envvar="ANNOT_DB", show_envvar=True, help=DB_HELP)
         @click.option("--store", "store_path", envvar="ANNOT_STORE", show_envvar=True,
@@ -28,7 +28,16 @@ def _store_options(create: bool):
 
             from .session import open_store
 
-            store = open_store(db_url, store_path, create=create)
+            try:
+                store = open_store(db_url, store_path, create=create)
+            except StoreError as e:
+                if not listing:
+                    raise
+                # a listing of a store that is not there is empty: scripts get [] and a note, not an error
+                click.echo(f"annot: {e}", err=True)
+                if kwargs.get("as_json"):
+                    emit_json([])
+                return None
             try:
                 return f(*args, store=store, **kwargs)
             except StoreError as e:
@@ -45,6 +54,7 @@ def _store_options(create: bool):
 # only read never create one, and say where they looked
 store_options = _store_options(create=True)
 read_store_options = _store_options(create=False)
+listing_store_options = _store_options(create=False, listing=True)
 
 
 def json_option(f):
@@ -137,7 +147,7 @@ def dataset_import(name, coco_json, image_root, message, jobs, store, as_json):
 
 
 @dataset.command("list")
-@read_store_options
+@listing_store_options
 @json_option
 def dataset_list(store, as_json):
     """Every dataset: its latest version, images, instances and split schemes."""
@@ -271,7 +281,7 @@ def dataset_split(ref, scheme, ratios, seed, dedup_threshold, store, as_json):
 @read_store_options
 def dataset_export(ref, subset, scheme, out, overwrite, store):
     """Write a version (or one subset of a split) as a COCO file."""
-    from annot.io import check_writable, missing_folder, write_json_atomic
+    from annot.io import check_writable, write_json_atomic
 
     from .datasets import get_version, load_coco
     from .splits import subset_file_names
@@ -288,7 +298,7 @@ def dataset_export(ref, subset, scheme, out, overwrite, store):
         coco["images"] = [im for im in coco["images"] if im["file_name"] in keep]
         ids = {im["id"] for im in coco["images"]}
         coco["annotations"] = [a for a in coco["annotations"] if a["image_id"] in ids]
-    created = missing_folder(out.parent)
+    created = None if out.parent.exists() else out.parent
     write_json_atomic(out, coco, overwrite=overwrite)
     if created is not None:
         click.echo(f"annot: created folder {created}", err=True)
@@ -317,7 +327,7 @@ def models():
 
 @models.command("list")
 @click.argument("name", required=False)
-@read_store_options
+@listing_store_options
 @json_option
 def models_list(name, store, as_json):
     """Every model version (of NAME)."""
@@ -375,11 +385,13 @@ def models_show(ref, store, as_json):
 @json_option
 def models_register(name, checkpoint, predictor, dataset_ref, scheme, metrics, config, status, store, as_json):
     """Record a new version of NAME (its checkpoint is copied into the store)."""
-    from .registry import register
+    from .registry import register, trained_on
 
     metrics, config = _json_object("--metrics", metrics), _json_object("--config", config)
     if predictor:
         config["predictor"] = predictor
+    with store.transaction() as s:  # what the store can tell at once, before the checkpoint's (slow) load
+        trained_on(s, dataset_ref, scheme)
     if status == "ready":
         if checkpoint is None:
             raise click.UsageError("a ready version needs --checkpoint (or register it with --status training)")
@@ -433,7 +445,7 @@ def runs():
 
 @runs.command("list")
 @click.option("--stale-after", default=600, show_default=True, help="Seconds without a heartbeat.")
-@read_store_options
+@listing_store_options
 @json_option
 def runs_list(stale_after, store, as_json):
     """Every training run, newest first."""

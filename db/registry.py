@@ -33,15 +33,7 @@ def register(store: Store, name: str, checkpoint: Path | None = None, dataset: s
         raise AnnotError(f"unknown status {status!r}; known: {', '.join(STATUSES)}")
     ckpt = files.put_file(store.files, checkpoint, Path(checkpoint).suffix or ".pt") if checkpoint else (None, None)
     with store.transaction() as s:
-        dv_id = split_id = None
-        if dataset:
-            dv = get_version(s, dataset)
-            dv_id = dv.id
-            if scheme:
-                sp = s.scalar(select(Split).where(Split.dataset_id == dv.dataset_id, Split.scheme == scheme))
-                if sp is None:
-                    raise StoreError(f"no split scheme {scheme!r} for dataset {dataset}")
-                split_id = sp.id
+        dv_id, split_id = trained_on(s, dataset, scheme)
         parent = s.scalar(select(ModelVersion).where(ModelVersion.name == name)
                           .order_by(ModelVersion.version.desc()).limit(1).with_for_update())
         mv = ModelVersion(name=name, version=(parent.version + 1) if parent else 1,
@@ -50,6 +42,19 @@ def register(store: Store, name: str, checkpoint: Path | None = None, dataset: s
                           metrics=metrics or {}, status=status, promoted=False)
         s.add(mv)
     return mv
+
+
+def trained_on(s, dataset: str | None, scheme: str | None) -> tuple[int | None, int | None]:
+    """(dataset version id, split id) of ``NAME@V`` and its split scheme; StoreError when unknown."""
+    if not dataset:
+        return None, None
+    dv = get_version(s, dataset)
+    if not scheme:
+        return dv.id, None
+    sp = s.scalar(select(Split).where(Split.dataset_id == dv.dataset_id, Split.scheme == scheme))
+    if sp is None:
+        raise StoreError(f"no split scheme {scheme!r} for dataset {dataset}")
+    return dv.id, sp.id
 
 
 def get_model(s, ref: str) -> ModelVersion:

@@ -45,6 +45,7 @@ class Predicted:
     instances: list[Instance] | None
     error: str | None = None
     columns: dict[str, tuple[str, ...]] | None = None  # names of the columns of 2-D extras (class_probs)
+    empty: int = 0  # detections whose mask came out empty, left out
 
 
 class _Files(Dataset):
@@ -111,8 +112,11 @@ class BatchPredictor:
                 return [p for d in batch for p in self._predict([d])]
             return [Predicted(batch[0].item, batch[0].size, None,
                               f"{batch[0].item.path}: model failed: {type(e).__name__}: {e}")]
-        return [Predicted(d.item, d.size, det.to_instances(d.size), columns=det.columns)
-                for d, det in zip(batch, dets)]
+        out = []
+        for d, det in zip(batch, dets):
+            instances = det.to_instances(d.size)
+            out.append(Predicted(d.item, d.size, instances, columns=det.columns, empty=len(det) - len(instances)))
+        return out
 
     def _prompts(self, d: Decoded) -> list[Prompt]:
         sx, sy = d.image.shape[1] / d.size[1], d.image.shape[0] / d.size[0]

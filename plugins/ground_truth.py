@@ -17,6 +17,7 @@ from pathlib import Path, PurePosixPath
 
 from annot.converters.discovery import load_json
 from annot.errors import AnnotError
+from annot.formats import hint
 from annot.model import Category
 from annot.values import is_int
 
@@ -35,6 +36,9 @@ class GroundTruth:
     def read(cls, path: Path) -> GroundTruth:
         try:
             data = load_json(path)
+            if not isinstance(data, dict) or "images" not in data:
+                raise AnnotError(f"{path}: --gt takes the COCO dataset of these images (an object with images, "
+                                 f"annotations and categories){hint(data, 'coco') or ''}")
             ids = {str(im["file_name"]).replace("\\", "/"): _int(im["id"]) for im in data["images"]}
             cats = [Category(_int(c["id"]), str(c["name"])) for c in data["categories"]]
             names = {c.id: c.name for c in cats}

