@@ -99,7 +99,9 @@ def label_studio(tmp_path_factory):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     token = secrets.token_hex(20)
-    env = {**os.environ, "LABEL_STUDIO_BASE_DATA_DIR": str(data), "LATEST_VERSION_CHECK": "false"}
+    # the ML backend under test listens on 127.0.0.1: Label Studio's SSRF guard would refuse to call it
+    env = {**os.environ, "LABEL_STUDIO_BASE_DATA_DIR": str(data), "LATEST_VERSION_CHECK": "false",
+           "SSRF_PROTECTION_ENABLED": "false", "ML_BLOCK_LOCAL_IP": "false"}
     env.pop("HOST", None)
     log = open(data / "server.log", "wb")
     proc = subprocess.Popen(
