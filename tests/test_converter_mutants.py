@@ -593,3 +593,181 @@ def test_labelstudio_keypoint_names_and_controls(annot, tmp_path, names, config,
         assert all(r["from_name"] == "kps" for r in kps)
     skipped = len(want) < 2  # two keypoints are visible (v > 0)
     assert ("keypoint with no KeyPointLabels control skipped" in res.out + res.err) == skipped
+
+
+# --- labelImg readers: what labelImg and other tools leave out ---------------------------------------
+
+def _voc_xml(objects: str, filename="<filename>x.jpg</filename>", size="<size><width>80</width><height>60</height></size>"):
+    return f"<annotation>{filename}{size}{objects}</annotation>"
+
+
+BOX_OBJ = "<object><name>ant</name><bndbox><xmin>10</xmin><ymin>10</ymin><xmax>30</xmax><ymax>20</ymax></bndbox></object>"
+
+
+@pytest.mark.parametrize("case", ["no_filename", "no_size_jpegimages", "no_size_images", "width_only", "image_root"])
+def test_voc_reader_fills_in_name_and_size(convert, tmp_path, case):
+    """No <filename>: the XML's name with .jpg; no (complete) <size>: the
+    image's, found beside the XML or in ../JPEGImages or ../images."""
+    ann = tmp_path / "ds/Annotations"
+    ann.mkdir(parents=True)
+    size = {"no_size_jpegimages": "", "no_size_images": "", "width_only": "<size><width>80</width></size>",
+            "image_root": ""}.get(case, "<size><width>80</width><height>60</height></size>")
+    filename = "" if case == "no_filename" else "<filename>x.jpg</filename>"
+    (ann / "x.xml").write_text(_voc_xml(BOX_OBJ, filename, size))
+    folder = tmp_path / {"no_size_images": "ds/images", "image_root": "pics"}.get(case, "ds/JPEGImages")
+    if case != "no_filename":
+        folder.mkdir()
+        Image.new("RGB", (80, 60)).save(folder / "x.jpg")
+    coco = load(convert("voc", "coco", ann, extra=("--image-root", folder) if case == "image_root" else ()))
+    assert [(i["file_name"], i["width"], i["height"]) for i in coco["images"]] == [("x.jpg", 80, 60)]
+    assert coco["images"][0]["source"] == str(ann / "x.xml")
+    assert [a["bbox"] for a in coco["annotations"]] == [[10.0, 10.0, 20.0, 10.0]]
+
+
+@pytest.mark.parametrize("bad", [
+    "<object><bndbox><xmin>1</xmin><ymin>1</ymin><xmax>9</xmax><ymax>9</ymax></bndbox></object>",  # no <name>
+    BOX_OBJ.replace("<name>ant</name>", "<name> </name>"),
+    BOX_OBJ.replace("<name>ant</name>", "<name>dog</name>"),  # not in --labels
+    "<object><name>ant</name></object>",  # no <bndbox>
+    BOX_OBJ.replace("<xmin>10</xmin>", "<xmin>ten</xmin>"),
+    BOX_OBJ.replace("<xmax>30</xmax>", ""),
+    BOX_OBJ.replace("<xmax>30</xmax>", "<xmax>10</xmax>"),  # empty box
+    BOX_OBJ.replace("<ymin>10</ymin><xmax>30</xmax><ymax>20</ymax>", "<ymin>70</ymin><xmax>30</xmax><ymax>90</ymax>"),
+])
+def test_voc_reader_skips_only_the_bad_objects(annot, tmp_path, bad):
+    """--on-error skip: the bad object is listed, the objects after it are read."""
+    (tmp_path / "v").mkdir()
+    (tmp_path / "v/x.xml").write_text(_voc_xml(bad + BOX_OBJ + BOX_OBJ.replace("<xmax>30</xmax>", "<xmax>50</xmax>")))
+    labels = tmp_path / "labels.txt"
+    labels.write_text("ant\n")
+    res = annot("convert", "voc", "coco", tmp_path / "v", "-o", tmp_path / "o.json", "--labels", labels,
+                "--on-error", "skip", "-q")
+    assert res.code == 0, res
+    coco = load(tmp_path / "o.json")
+    assert [a["bbox"] for a in coco["annotations"]] == [[10.0, 10.0, 20.0, 10.0], [10.0, 10.0, 40.0, 10.0]]
+    assert [c["name"] for c in coco["categories"]] == ["ant"]
+    skipped = load(tmp_path / "o.json.report.json")["skipped"]  # OUT + .report.json
+    assert [s["item"] for s in skipped] == ["object[0]"]
+
+
+@pytest.mark.parametrize("xmin", ["", "inf", "nan"])
+def test_voc_reader_refuses_missing_and_non_finite_coordinates(annot, tmp_path, xmin):
+    (tmp_path / "v").mkdir()
+    (tmp_path / "v/x.xml").write_text(_voc_xml(BOX_OBJ.replace("<xmin>10</xmin>", f"<xmin>{xmin}</xmin>")))
+    res = annot("convert", "voc", "coco", tmp_path / "v", "-o", tmp_path / "o.json")
+    assert res.code == 2 and "object[0]: bndbox needs xmin, ymin, xmax, ymax" in res.err, res
+
+
+YOLO_LINE = "0 0.250000 0.500000 0.250000 0.500000\n"  # on 80 x 60: box [10, 15, 20, 30]
+
+
+@pytest.mark.parametrize("label_dir, image", [
+    ("ds/labels", "ds/labels/x.png"),  # beside the label file
+    ("ds/labels/train", "ds/images/train/x.png"),  # Ultralytics: labels/<split> <-> images/<split>
+    ("ds/labels/train/labels", "ds/labels/train/images/x.png"),  # the last "labels" of the path
+    ("ds/txt", "ds/images/x.png"),
+    ("ds/txt", "ds/Images/x.png"),
+    ("ds/txt", "ds/JPEGImages/x.png"),
+    ("ds/txt", "ds/txt/x.PNG"),  # upper-case suffix
+])
+def test_yolo_reader_finds_the_image_of_each_label_file(convert, tmp_path, label_dir, image):
+    (tmp_path / label_dir).mkdir(parents=True)
+    (tmp_path / label_dir / "x.txt").write_text(YOLO_LINE)
+    (tmp_path / label_dir / "classes.txt").write_text("ant\n")
+    (tmp_path / image).parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (80, 60)).save(tmp_path / image, format="PNG")
+    coco = load(convert("yolo", "coco", tmp_path / label_dir))
+    assert [(i["width"], i["height"]) for i in coco["images"]] == [(80, 60)]
+    assert [a["bbox"] for a in coco["annotations"]] == [[10.0, 15.0, 20.0, 30.0]]
+
+
+def test_yolo_reader_labels_option_and_image_root(convert, tmp_path):
+    """--labels wins over classes.txt; with --image-root the image beside the
+    label file is still found."""
+    (tmp_path / "y").mkdir()
+    (tmp_path / "y/x.txt").write_text(YOLO_LINE + YOLO_LINE.replace("0 ", "1 ", 1))
+    (tmp_path / "y/classes.txt").write_text("ant\nbee\n")
+    Image.new("RGB", (80, 60)).save(tmp_path / "y/x.png")
+    labels = tmp_path / "labels.txt"
+    labels.write_text("cat\ndog\n")
+    (tmp_path / "elsewhere").mkdir()
+    coco = load(convert("yolo", "coco", tmp_path / "y", extra=("--labels", labels, "--image-root", tmp_path / "elsewhere")))
+    names = {c["id"]: c["name"] for c in coco["categories"]}
+    assert [names[a["category_id"]] for a in coco["annotations"]] == ["cat", "dog"]
+
+
+@pytest.mark.parametrize("bad", [
+    "0 a b c d",  # not numbers
+    "1 0.5 0.5 0.1 0.1",  # class 1 of a one-class list
+    "0 nan 0.5 0.1 0.1",
+    "0 0.5 0.5 0 0.1",  # empty box
+    "0 5 5 0.1 0.1",  # outside the image
+    "0 0.1 0.1 0.2",  # 3 coordinates
+    "0 0.1 0.1 0.2 0.1 0.2 0.2 0.3",  # 7 coordinates
+])
+def test_yolo_reader_skips_only_the_bad_line(annot, tmp_path, bad):
+    """--on-error skip: the bad line is listed, the lines after it (and
+    after a blank line) are read."""
+    (tmp_path / "y").mkdir()
+    (tmp_path / "y/x.txt").write_text(bad + "\n" + YOLO_LINE + "\n" + YOLO_LINE)
+    (tmp_path / "y/classes.txt").write_text("ant\n")
+    Image.new("RGB", (80, 60)).save(tmp_path / "y/x.png")
+    res = annot("convert", "yolo", "coco", tmp_path / "y", "-o", tmp_path / "o.json", "--on-error", "skip", "-q")
+    assert res.code == 0, res
+    assert [a["bbox"] for a in load(tmp_path / "o.json")["annotations"]] == [[10.0, 15.0, 20.0, 30.0]] * 2
+    assert [s["item"] for s in load(tmp_path / "o.json.report.json")["skipped"]] == ["line 1"]
+
+
+def test_yolo_reader_bom_thin_boxes_and_clipped_polygons(convert, tmp_path):
+    """A UTF-8 BOM (Windows editors) in the label and class files; a box one
+    pixel wide is a box; a polygon running off the image is clipped to its
+    border; every image records its label file."""
+    (tmp_path / "y").mkdir()
+    thin = "0 0.506250 0.500000 0.012500 0.500000\n0 0.500000 0.508333 0.500000 0.016667\n"  # 1 px wide, 1 px tall
+    poly = "0 0.5 0.5 1.5 0.5 1.5 1.0\n"
+    (tmp_path / "y/x.txt").write_bytes(("\ufeff" + thin + poly).encode("utf-8"))
+    (tmp_path / "y/classes.txt").write_bytes("\ufeffant\n".encode("utf-8"))
+    Image.new("RGB", (80, 60)).save(tmp_path / "y/x.png")
+    coco = load(convert("yolo", "coco", tmp_path / "y"))
+    assert [c["name"] for c in coco["categories"]] == ["ant"]
+    (img,) = coco["images"]
+    assert img["source"] == str(tmp_path / "y/x.txt")
+    box, flat, tri = coco["annotations"]
+    assert box["bbox"] == pytest.approx([40.0, 15.0, 1.0, 30.0]) and box["iscrowd"] == 0
+    assert flat["bbox"] == pytest.approx([20.0, 30.0, 40.0, 1.0], abs=1e-4)
+    assert tri["segmentation"] == [[40.0, 30.0, 80.0, 30.0, 80.0, 60.0]] and tri["iscrowd"] == 0
+
+
+def test_boxes_partly_outside_are_clipped_with_a_warning(annot, tmp_path):
+    """README: a shape partly outside is clipped to the border with a counted
+    warning; one pixel left inside is still a box, and so is a 1 x 1 box."""
+    (tmp_path / "v").mkdir()
+    objs = "".join(BOX_OBJ.replace("<xmin>10</xmin><ymin>10</ymin><xmax>30</xmax><ymax>20</ymax>", c) for c in (
+        "<xmin>-10</xmin><ymin>10</ymin><xmax>1</xmax><ymax>20</ymax>",
+        "<xmin>10</xmin><ymin>50</ymin><xmax>30</xmax><ymax>70</ymax>",
+        "<xmin>5</xmin><ymin>5</ymin><xmax>6</xmax><ymax>6</ymax>"))
+    (tmp_path / "v/x.xml").write_text(_voc_xml(objs))
+    res = annot("convert", "voc", "coco", tmp_path / "v", "-o", tmp_path / "o.json")
+    assert res.code == 0 and "2 x boxes outside the image clipped to its border" in res.err, res
+    anns = load(tmp_path / "o.json")["annotations"]
+    assert [(a["bbox"], a["area"]) for a in anns] == [
+        ([0.0, 10.0, 1.0, 10.0], 10.0), ([10.0, 50.0, 20.0, 10.0], 200.0), ([5.0, 5.0, 1.0, 1.0], 1.0)]
+
+
+def test_yolo_reader_skips_a_shape_that_covers_no_pixel(annot, tmp_path):
+    (tmp_path / "y").mkdir()
+    (tmp_path / "y/x.txt").write_text("0 0.1 0.1 0.2 0.2 0.3 0.3\n" + YOLO_LINE)  # collinear
+    (tmp_path / "y/classes.txt").write_text("ant\n")
+    Image.new("RGB", (80, 60)).save(tmp_path / "y/x.png")
+    res = annot("convert", "yolo", "coco", tmp_path / "y", "-o", tmp_path / "o.json", "--on-error", "skip", "-q")
+    assert res.code == 0, res
+    assert [a["bbox"] for a in load(tmp_path / "o.json")["annotations"]] == [[10.0, 15.0, 20.0, 30.0]]
+    skipped = load(tmp_path / "o.json.report.json")["skipped"]
+    assert [(s["item"], s["reason"]) for s in skipped] == [("line 1", "shape covers no pixel inside the image")]
+
+
+def test_yolo_folder_with_only_a_class_file_is_a_one_line_error(annot, tmp_path):
+    (tmp_path / "y").mkdir()
+    (tmp_path / "y/classes.txt").write_text("ant\n")
+    res = annot("convert", "yolo", "coco", tmp_path / "y", "-o", tmp_path / "o.json")
+    assert res.code == 2 and res.err.startswith("annot: error:") and len(res.err.strip().splitlines()) == 1, res
