@@ -240,6 +240,9 @@ def _instance(a, where, path, drafts, cat_name, report: Report) -> tuple[Instanc
         if None in polys:
             report.error(path, where, "segmentation polygons must be lists of numbers")
             return None
+        if any(len(p) < 6 for p in polys):  # pycocotools reads a 4-number "polygon" as a box: not a polygon
+            report.warn("polygons with fewer than 3 points dropped", f"{path}:{where}")
+            polys = [p for p in polys if len(p) >= 6]
         if polys:  # area -1: measured by _fit once the image size is known; bbox only when missing
             seg, seg_area, seg_bbox = polys, -1.0, None
         else:

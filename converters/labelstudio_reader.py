@@ -60,8 +60,7 @@ NOTHING_KEPT = {  # why a conversion kept no task, by --annotations mode
     "ground-truth": "none has an annotation marked ground truth (--annotations ground-truth; the default, latest, "
                     "takes each task's latest annotation)",
     "predictions": "none has a prediction (--annotations predictions)",
-    "latest": "none has an annotation that is not cancelled (tasks with predictions only: pass --predictions), "
-              "or every one has an error (see above)",
+    "latest": "none has an annotation that is not cancelled (tasks with predictions only: pass --predictions)",
 }
 
 
@@ -102,7 +101,7 @@ def read(inputs: list[Path], opts: ConvertOptions, report: Report):
             else:
                 columns.add_to(builder, draft)
     keypoints.finish(builder)
-    if total and not builder.images:
+    if total and not builder.images and not report.skips:  # skipped for errors (--on-error skip): those say why
         raise AnnotError(f"{', '.join(map(str, inputs))}: none of the {total} task(s) could be converted: "
                          f"{NOTHING_KEPT.get(opts.annotations, NOTHING_KEPT['latest'])}")
     return builder.build()

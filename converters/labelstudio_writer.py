@@ -48,10 +48,13 @@ def to_tasks(ds: Dataset, config: LabelConfig, opts: ConvertOptions, report: Rep
     as_predictions = opts.as_ == "predictions"
     tasks = []
     for img, anns in ds.per_image():
-        results = []
+        results, scores = [], []
         for a in anns:
-            results += _regions(img, a, names[a.category_id], kp_names[a.category_id], config, as_predictions, report,
-                                opts)
+            regions = _regions(img, a, names[a.category_id], kp_names[a.category_id], config, as_predictions,
+                               report, opts)
+            results += regions
+            if regions and a.score is not None:
+                scores.append(a.score)
         if opts.image_url_prefix is None and img.extra.get("coco_url"):
             url = img.extra["coco_url"]
         else:
@@ -59,18 +62,17 @@ def to_tasks(ds: Dataset, config: LabelConfig, opts: ConvertOptions, report: Rep
         task: dict = {"data": {config.data_key: url}}
         if as_predictions:
             task["predictions"] = [{"model_version": opts.model_version or "annot", "result": results,
-                                    "score": task_score(results)}]
+                                    "score": task_score(scores)}]
         else:
             task["annotations"] = [{"result": results}]
         tasks.append(task)
     return tasks
 
 
-def task_score(regions: list[dict]) -> float:
-    """A task's prediction score: the mean score of the regions written (0
-    for none). Label Studio's Data Manager sorts tasks on it, and its
-    uncertainty sampling reads it."""
-    scores = [r["score"] for r in regions if "score" in r and r.get("type") != "keypointlabels"]
+def task_score(scores: list[float]) -> float:
+    """A task's prediction score: the mean score of the instances written as
+    regions (0 when none was). Label Studio's Data Manager sorts tasks on it,
+    and its uncertainty sampling reads it."""
     return sum(scores) / len(scores) if scores else 0.0
 
 
@@ -92,6 +94,8 @@ def _regions(img: Image, a: Annotation, label: str, kp_names, config: LabelConfi
              report: Report, opts: ConvertOptions):
     kind, geom = _geometry_of(a)
     where = f"{img.file_name}:annotation {a.id}"
+    if a.iscrowd:
+        report.warn("crowd regions written as ordinary regions (Label Studio has no crowd flag)", where)
     control = config.route(kind, label)
     if control is None:
         report.error(where, None, f"label {label!r} is in no control tag of the label config")

@@ -54,7 +54,8 @@ def read(inputs: list[Path], opts: ConvertOptions, report: Report):
     if names is None:
         cls_file = find_class_file(files[0][0].parent, files[0][1]) if files else None
         if cls_file is None:
-            raise AnnotError(f"{inputs[0]}: no classes.txt or obj.names found; pass --labels FILE")
+            raise AnnotError(f"{inputs[0]}: no YOLO label files (.txt beside classes.txt)" if not files else
+                             f"{inputs[0]}: no classes.txt or obj.names found; pass --labels FILE")
         names = read_class_names(cls_file)
     job = partial(read_file, names=tuple(names), on_error=opts.on_error, image_root=opts.image_root,
                   max_pixels=opts.limits.max_pixels)
@@ -132,6 +133,8 @@ def read_file(file_and_root, names: tuple[str, ...] = (), on_error="fail", image
                 continue
             shapes.append((label, rectangle_polygon(*xywh), xywh, 0, item))
         elif len(vals) >= 6 and len(vals) % 2 == 0:
+            if min(vals) < 0 or max(vals) > 1:
+                rep.warn("points outside the image clipped to its border", f"{path}:{item}")
             pts = [min(max(v, 0.0), 1.0) * (width if k % 2 == 0 else height) for k, v in enumerate(vals)]
             shapes.append((label, pts, polygons_bbox([pts]), 0, item))
         else:

@@ -418,7 +418,8 @@ def test_labelstudio_routes_every_geometry_to_every_control(convert, tmp_path, t
            "two": {**poly_ann(1, TRI), "segmentation": [TRI, [40, 30, 50, 30, 45, 38]], "bbox": [6, 4, 44, 34]},
            "bbox_only": {**poly_ann(1, BOX), "segmentation": []},
            "mask": mask_ann(1, m)}[geometry]
-    tasks = load(convert("coco", "labelstudio", coco_file(tmp_path, [src]), extra=("--label-config", _config(tmp_path, tag))))
+    tasks = load(convert("coco", "labelstudio", coco_file(tmp_path, [src]),
+                         extra=("--label-config", _config(tmp_path, tag), "--simplify", "0")))
     res = tasks[0]["annotations"][0]["result"]
     kind = tag.lower()
     assert {r["type"] for r in res} == {kind} and all(r["from_name"] == "ctl" for r in res)
@@ -482,7 +483,7 @@ def test_simplify_keeps_a_subset_of_the_traced_corners(convert, tmp_path, fmt):
         (r,) = load(out)[0]["annotations"][0]["result"]
         return [(round(x * W / 100, 3), round(y * H / 100, 3)) for x, y in r["value"]["points"]]
 
-    full, simple = corners(), corners("--simplify", "1.5")
+    full, simple = corners("--simplify", "0"), corners("--simplify", "1.5")
     assert 3 <= len(simple) < len(full) and set(simple) <= set(full)
     assert len(corners("--simplify", "0.5")) < len(full)  # a tolerance under 1 px simplifies too
 
