@@ -162,19 +162,44 @@ def _fuzz_format(fmt: str, strategy, until: float, tmp: Path, findings: Path, st
                 stats["found"][signature] = name
 
     rounds = 0
-    while time.monotonic() < until:  # batches of 200 examples, each a fresh random run (or seeded: seed, seed+1...)
+    while time.monotonic() < until:  # batches of 200 examples, each a fresh random run (or seeded: seed, seed + 1...)
         (seed_fn(seed + rounds) if seed is not None else lambda f: f)(batch)()
         rounds += 1
 
 
+SLICE_S = 60  # each slice of fuzzing runs in a forked child: hypothesis's own state grows ~25 KB per example
+
+
+def _slice(fmt: str, until: float, findings: Path, seed, queue) -> None:
+    stats = {"runs": 0, "exit": {}, "found": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        _fuzz_format(fmt, FORMATS[fmt], until, Path(tmp), findings, stats, seed)
+    queue.put(stats)
+
+
 def fuzz(minutes: float, findings: Path, seed: int | None) -> dict:
+    import multiprocessing as mp
+
     deadline = time.monotonic() + minutes * 60
     stats = {"runs": 0, "exit": {}, "found": {}}
     findings.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        for k, (fmt, strategy) in enumerate(FORMATS.items()):
-            share = (deadline - time.monotonic()) / (len(FORMATS) - k)  # each format gets its share of the time
-            _fuzz_format(fmt, strategy, time.monotonic() + share, Path(tmp), findings, stats, seed)
+    ctx = mp.get_context("fork")
+    for k, fmt in enumerate(FORMATS):
+        until = time.monotonic() + (deadline - time.monotonic()) / (len(FORMATS) - k)  # each format its share
+        while time.monotonic() < until:
+            queue = ctx.Queue()
+            child = ctx.Process(target=_slice, args=(fmt, min(until, time.monotonic() + SLICE_S), findings,
+                                                     seed, queue))
+            child.start()
+            got = queue.get()
+            child.join()
+            stats["runs"] += got["runs"]
+            for code, n in got["exit"].items():
+                stats["exit"][code] = stats["exit"].get(code, 0) + n
+            for signature, name in got["found"].items():
+                stats["found"].setdefault(signature, name)
+            if seed is not None:
+                seed += 1000
     return stats
 
 
