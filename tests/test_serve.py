@@ -511,3 +511,24 @@ def test_load_twenty_clients_with_health_polled(tmp_path, scenes):
     assert not failures, failures[:3]
     assert len(health_times) >= 10 and all(ok for _, ok in health_times) and max(t for t, _ in health_times) < 1.0
     assert after - before < 300, (before, after)
+
+
+@pytest.mark.parametrize("name", ["boxes", "polygons", "brush", "brush_smart"])
+def test_example_label_configs_connect(tmp_path, name):
+    """Every config in examples/labelstudio/ is one a COCO-trained detector
+    (which says "person") can fill, through predicted_values."""
+    from pathlib import Path
+
+    from fastapi.testclient import TestClient
+
+    from annot.serve.models import Loaded
+
+    class Person:
+        classes = ["person", "car"]
+
+    xml = (Path(__file__).resolve().parents[1] / "examples" / "labelstudio" / f"{name}.xml").read_text()
+    app = create_app(ServeConfig(model=None, db_url=f"sqlite:///{tmp_path / 'a.db'}"))
+    with TestClient(app) as c:
+        app.app.state.backend.models.detector = Loaded(Person(), "coco-v1", "maskrcnn")
+        r = c.post("/setup", json={"schema": xml})
+        assert r.status_code == 200 and r.json() == {"model_version": "coco-v1"}
