@@ -193,8 +193,15 @@ class Backend:
                 results[k] = _empty(detector.version)
         dets = self._detect(detector, [img for _, img in good], request_id, [tasks[k] for k, _ in good])
         for (k, img), det in zip(good, dets):
-            results[k] = _empty(detector.version) if det is None else \
-                self._to_prediction(det, img.pixels.shape[:2], project, detector.version, tasks[k], request_id)
+            results[k] = _empty(detector.version)
+            if det is None:
+                continue
+            try:
+                results[k] = self._to_prediction(det, img.pixels.shape[:2], project, detector.version, tasks[k],
+                                                 request_id)
+            except Exception as e:  # noqa: BLE001 - one task's regions failing empties that task, not the batch
+                log.error("task's regions not written", exc_info=not isinstance(e, AnnotError),
+                          extra={"request_id": request_id, "task": _task_id(tasks[k]), "reason": str(e)})
         return results
 
     def _image_or_error(self, task, project: Project):
