@@ -13,6 +13,7 @@ import os
 import sys
 import threading
 import time
+import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
@@ -287,6 +288,13 @@ def test_the_token_goes_to_label_studio_only(two_hosts):
                    (ls_port, "/jump", "Token 0123456789abcdef0123456789abcdef01234567"),
                    (other_port, "/presigned.png", None)]
     assert client.owns(f"{ls}/x") and not client.owns(f"{other}/x") and not client.owns("https://127.0.0.1/x")
+    # cloud storage goes through Label Studio's resolve endpoint, with the token; the URI travels base64-encoded
+    client.fetch(client.storage_url("s3://bucket/dir/a b.png", 7))
+    port, path, auth = _Recorder.seen[-1]
+    assert (port, auth) == (ls_port, "Token 0123456789abcdef0123456789abcdef01234567")
+    assert path.startswith("/tasks/7/resolve/?fileuri=")
+    encoded = urllib.parse.unquote(path.split("fileuri=", 1)[1])
+    assert base64.urlsafe_b64decode(encoded).decode() == "s3://bucket/dir/a b.png"
 
 
 def test_images_are_fetched_once_and_revalidated(two_hosts):
