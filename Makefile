@@ -30,7 +30,7 @@ test: $(STAMP) $(LS_STAMP)
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check core converters plugins active_learning db serve tests examples benchmarks
+	$(BIN)/ruff check core converters plugins active_learning db serve training tests examples benchmarks
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/convert.py
