@@ -11,7 +11,7 @@ LS_VENV    := .venv-ls
 LS_VERSION := 1.23.2
 LS_STAMP   := $(LS_VENV)/.installed-$(LS_VERSION)
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test labelstudio lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,8 @@ $(LS_STAMP):
 
 demo: $(STAMP)
 	$(BIN)/python examples/demo.py
+
+labelstudio: $(LS_STAMP)
 
 test: $(STAMP) $(LS_STAMP)
 	$(BIN)/python -m pytest -q

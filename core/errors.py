@@ -62,12 +62,13 @@ class DatasetInvalid(AnnotError):
 
 def reason(e: BaseException) -> str:
     """An exception's message for a one-line error: its first non-empty line,
-    else its type name (``KeyError(101)`` from a pickle says only ``101``)."""
+    with the type name when that line says little (``KeyError(174812789)``
+    from a pickle says only the number)."""
     lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
     if lines and lines[0].startswith("Weights only load failed"):
         # torch's message goes on to suggest weights_only=False, i.e. running the file's pickled code: not here
         return "it holds pickled Python objects, not only tensors; annot loads weights without running pickled code"
-    if not lines or len(lines[0]) < 8 or lines[0].endswith(":"):
+    if not lines or len(lines[0]) < 8 or lines[0].endswith(":") or not any(c.isalpha() for c in lines[0]):
         head = lines[0].rstrip(":") if lines else ""
         return f"{type(e).__name__}{': ' + head if head else ''}"
     return lines[0]

@@ -68,11 +68,11 @@ def usable_memory() -> int:
     return min(candidates) if candidates else 8 << 30
 
 
-def parse_size(text: str) -> int:
-    """``4G``, ``512M``, ``1.5GiB``, ``2000000`` -> bytes."""
+def parse_size(text: str, option: str = "--max-memory") -> int:
+    """``4G``, ``512M``, ``1.5GiB``, ``2000000`` -> bytes; a bad value is an error naming ``option``."""
     m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kKmMgGtT]?)(i?[bB])?\s*", str(text))
     if not m:
-        raise AnnotError(f"--max-memory {text!r}: expected a size like 4G, 512M or a number of bytes")
+        raise AnnotError(f"{option} {text!r}: expected a size like 4G, 512M or a number of bytes")
     scale = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}[m.group(2).lower()]
     return int(float(m.group(1)) * scale)
 

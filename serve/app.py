@@ -31,6 +31,7 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from annot.errors import AnnotError
 
@@ -39,6 +40,11 @@ from .config import ServeConfig
 
 log = logging.getLogger("annot.serve")
 OPEN = {"/health"}  # reachable without credentials (Label Studio's connection check)
+
+
+# Label Studio registers the backend's /webhook without the credentials it uses for the backend itself
+WEBHOOK_AUTH_HINT = ("; Label Studio sends webhooks without the ML backend's basic auth: add the header "
+                     "Authorization: Basic <base64 of USER:PASSWORD> to the project's webhook (Settings > Webhooks)")
 
 
 class TooLarge(Exception):
@@ -70,6 +76,9 @@ class Guard:
         try:
             if self.expected is not None and scope["path"] not in OPEN and \
                     not hmac.compare_digest(headers.get(b"authorization", b""), self.expected):
+                reason = ("no or wrong credentials" + (WEBHOOK_AUTH_HINT if scope["path"] == "/webhook" else ""))
+                log.warning("request refused", extra={"request_id": rid, "path": scope["path"], "status": 401,
+                                                      "reason": reason})
                 return await _json(send_with_id, 401, {"error": "authentication required"},
                                    [(b"www-authenticate", b'Basic realm="annot"')])
             length = headers.get(b"content-length")
@@ -123,18 +132,28 @@ def create_app(config: ServeConfig, backend: Backend | None = None) -> FastAPI:
     app = FastAPI(title="annot ML backend", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.backend = backend
 
+    def refused(request: Request, status: int, reason: str) -> JSONResponse:
+        """An answer Label Studio shows only as "4xx Client Error" (it drops the
+        body): the reason goes to the log too."""
+        log.warning("request refused", extra={"request_id": request.scope.get("state", {}).get("request_id"),
+                                              "path": request.url.path, "status": status, "reason": reason})
+        return JSONResponse({"error": reason}, status_code=status)
+
     @app.exception_handler(TooLarge)
     async def too_large(request: Request, e: TooLarge):
-        return JSONResponse({"error": f"request body over {request.scope['state']['max_body']} bytes"},
-                            status_code=413)
+        return refused(request, 413, f"request body over {request.scope['state']['max_body']} bytes")
 
     @app.exception_handler(RequestError)
     async def request_error(request: Request, e: RequestError):
-        return JSONResponse({"error": str(e)}, status_code=e.status)
+        return refused(request, e.status, str(e))
 
     @app.exception_handler(AnnotError)
     async def annot_error(request: Request, e: AnnotError):
-        return JSONResponse({"error": str(e)}, status_code=422)
+        return refused(request, 422, str(e))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, e: StarletteHTTPException):  # 404, 405: the same {"error"} shape
+        return refused(request, e.status_code, f"{request.method} {request.url.path}: {e.detail}")
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, e: Exception):

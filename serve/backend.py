@@ -76,6 +76,16 @@ class Backend:
 
     def start(self) -> None:
         self.models.start()
+        # the store's modules take ~1 s to import: a first webhook must not pay it (Label Studio waits 1 s)
+        threading.Thread(target=self.training.warm, name="annot-warm", daemon=True).start()
+        threading.Thread(target=self._check_labelstudio, name="annot-ls-check", daemon=True).start()
+
+    def _check_labelstudio(self) -> None:
+        problem = self.client.check_access()
+        if problem:
+            log.warning("Label Studio not usable for task images", extra={"reason": problem})
+        elif self.client.url:
+            log.info("Label Studio reachable, token accepted", extra={"url": self.client.url})
 
     def close(self) -> None:
         self._fetch.shutdown(wait=False, cancel_futures=True)

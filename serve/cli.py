@@ -19,12 +19,33 @@ def _basic_auth(value: str | None) -> tuple[str, str] | None:
     return user, password
 
 
+def _check_port_free(host: str, port: int) -> None:
+    """Fail before the banner, in one line, when the port is taken (uvicorn
+    would print its start-up lines first, then a logged bind error)."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as e:
+        raise AnnotError(f"--host {host}: cannot be resolved ({e.strerror or e})") from None
+    family, _, _, _, address = infos[0]
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            sock.bind(address)
+        except OSError as e:
+            raise AnnotError(f"cannot listen on {host}:{port}: {e.strerror or e} (another server there? choose "
+                             "--port)") from None
+
+
 @click.command("serve", context_settings={"show_default": True})
 @click.option("--model", "spec", default="maskrcnn", metavar="SPEC",
               help="The detector that pre-annotates: a store model (NAME: its promoted version, followed when it "
                    "changes; NAME@V: that version) or, with --checkpoint, a predictor. 'none': clicks only.")
 @click.option("--checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="A detector checkpoint file instead of the store.")
+@click.option("--weights", type=click.Choice(["coco"]), default=None,
+              help="torchvision's COCO weights (from the torch cache) instead of the store; with --model maskrcnn.")
 @click.option("--sam-checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               envvar="ANNOT_SAM_CHECKPOINT", show_envvar=True,
               help="SAM answers clicks with it; without one, GrabCut does.")
@@ -44,40 +65,54 @@ def _basic_auth(value: str | None) -> tuple[str, str] | None:
               type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Read /data/local-files/?d= images from this folder, as Label Studio does.")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default=None, help="[default: cuda when available]")
-@click.option("--score-threshold", type=float, default=0.5, help="Drop detections scoring below this.")
+@click.option("--score-threshold", type=click.FloatRange(0, 1), default=0.5,
+              help="Drop detections scoring below this.")
 @click.option("--max-body", metavar="SIZE", default="32M", help="Largest request body accepted.")
 @click.option("--max-memory", metavar="SIZE", default=None,
               help="What one task's image may make the server allocate [default: half of the memory usable here].")
 @click.option("--db", "db_url", envvar="ANNOT_DB", show_envvar=True, help="Store database URL.")
 @click.option("--store", "store_path", envvar="ANNOT_STORE", show_envvar=True, help="Store directory.")
-def serve(spec, checkpoint, sam_checkpoint, host, port, workers, retrain_every, basic_auth, labelstudio_url,
+def serve(spec, checkpoint, weights, sam_checkpoint, host, port, workers, retrain_every, basic_auth, labelstudio_url,
           labelstudio_token, local_files_root, device, score_threshold, max_body, max_memory, db_url, store_path):
     """Serve models to Label Studio: pre-annotation, clicks to masks, training triggers."""
-    import uvicorn
+    try:
+        import uvicorn
+    except ModuleNotFoundError as e:
+        raise AnnotError(f"annot serve needs the serve extra ({e.name} is not installed): "
+                         "pip install 'annot[serve]'") from None
 
+    from annot.db import engine
     from annot.limits import Limits, parse_size
 
     from .app import create_app
     from .config import ENV, ServeConfig
     from .labelstudio import check_url
     from .logs import configure
+    from .models import check_spec
 
     config = ServeConfig(
         model=None if spec == "none" else spec, checkpoint=str(checkpoint) if checkpoint else None,
+        weights=weights,
         sam_checkpoint=str(sam_checkpoint) if sam_checkpoint else None, device=device,
         score_threshold=score_threshold, db_url=db_url,
         store_path=str(store_path) if store_path else None, basic_auth=_basic_auth(basic_auth),
         labelstudio_url=check_url(labelstudio_url), labelstudio_token=labelstudio_token,
         local_files_root=str(local_files_root.resolve()) if local_files_root else None,
-        retrain_every=retrain_every, max_body=parse_size(max_body),
+        retrain_every=retrain_every, max_body=parse_size(max_body, "--max-body"),
         max_memory=parse_size(max_memory) if max_memory else Limits.default().max_memory,
     )
     if labelstudio_token and not labelstudio_url:
         raise AnnotError("LABEL_STUDIO_API_KEY is set but not LABEL_STUDIO_URL: the token goes to Label Studio's "
                          "host only, so the backend must know it")
+    if spec == "none" and (checkpoint or weights):
+        raise AnnotError("--model none serves no detector: --checkpoint/--weights need --model maskrcnn (or another "
+                         "detector)")
+    check_spec(config)
+    _check_port_free(host, port)
     configure()
     click.echo(f"annot serve on http://{host}:{port} (model {config.model or 'none'}; clicks: "
-               f"{'SAM' if sam_checkpoint else 'GrabCut'}); in Label Studio: Project > Settings > Model > "
+               f"{'SAM (once its checkpoint loads)' if sam_checkpoint else 'GrabCut'}; store "
+               f"{engine.location(engine.database_url(db_url))}); in Label Studio: Project > Settings > Model > "
                f"Connect Model, URL http://{host if host != '0.0.0.0' else 'THIS-HOST'}:{port}", err=True)
     if workers > 1:
         os.environ[ENV] = config.to_env()

@@ -24,6 +24,7 @@ DEFAULT_BODY_LIMIT = 32 << 20  # bytes of one request: a batch of tasks is JSON,
 class ServeConfig:
     model: str | None = "maskrcnn"  # a store reference (NAME, NAME@V) or a predictor; None: interactive only
     checkpoint: str | None = None  # a model file instead of the store
+    weights: str | None = None  # "coco": torchvision's COCO weights from the torch cache, instead of the store
     sam_checkpoint: str | None = None  # SAM for clicks; without it GrabCut
     device: str | None = None
     score_threshold: float = 0.5

@@ -120,7 +120,7 @@ class ImageSource:
         d = parse_qs(parts.query).get("d")
         if not d:
             raise FetchError(f"{ref!r}: a local-files reference without ?d=")
-        path = require_confined(self.local_root, unquote(d[0]), ref, "d")
+        path = require_confined(self.local_root, unquote(d[0]), ref, "the d= parameter")
         if not path.is_file():
             raise FetchError(f"{ref!r}: no such file under LOCAL_FILES_DOCUMENT_ROOT")
         return path
@@ -158,7 +158,9 @@ class ImageSource:
             with pixel_limit(None), Image.open(io.BytesIO(data)) as im:
                 w, h = im.size
         except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
-            raise FetchError(f"{ref}: not an image PIL can read ({e})") from None
+            # PIL's UnidentifiedImageError text names its BytesIO object: nothing a user can use
+            detail = "" if isinstance(e, UnidentifiedImageError) else f" ({e})"
+            raise FetchError(f"{ref}: not an image PIL can read{detail}") from None
         self.limits.pixels(w, h, "the image", ref)
         self.limits.allocation(w * h * BYTES_PER_PIXEL, f"decoding a {w}x{h} image", ref)
         try:

@@ -91,6 +91,9 @@ class LabelStudioClient:
             r = self._http.post(urljoin(self.url, "api/token/refresh/"), json={"refresh": self.token})
         except httpx.HTTPError as e:
             raise FetchError(f"cannot reach Label Studio at {self.url} to refresh the access token: {e}") from None
+        if r.status_code == 404:
+            raise FetchError(f"no Label Studio API at LABEL_STUDIO_URL {self.url} (HTTP 404 from api/token/refresh/): "
+                             "give the server's root URL, e.g. http://localhost:8080")
         if r.status_code != 200 or "access" not in (r.json() if r.content else {}):
             raise FetchError(f"Label Studio refused the personal access token (HTTP {r.status_code} from "
                              "/api/token/refresh/): is LABEL_STUDIO_API_KEY current?")
@@ -136,9 +139,34 @@ class LabelStudioClient:
             if r.status_code == 304:
                 return None
             if r.status_code != 200:
-                raise FetchError(f"cannot fetch {url}: HTTP {r.status_code}")
+                hint = (": Label Studio refused LABEL_STUDIO_API_KEY" if own and r.status_code in (401, 403)
+                        else "")
+                raise FetchError(f"cannot fetch {url}: HTTP {r.status_code}{hint}")
             return Fetched(r.content, r.headers.get("etag"))
         raise FetchError(f"cannot fetch {url}: more than {MAX_REDIRECTS} redirects")
+
+    def check_access(self) -> str | None:
+        """Whether Label Studio answers at its URL and takes the token (one
+        request, at start-up): None, or what is wrong, in one line."""
+        if self.url is None:
+            return None
+        url = urljoin(self.url, "api/current-user/whoami")
+        try:
+            r = self._http.get(url, headers=self._auth_header())
+        except FetchError as e:
+            return str(e)
+        except httpx.HTTPError as e:
+            return f"cannot reach Label Studio at {self.url}: {e} (task images from it fail until it answers)"
+        if r.status_code == 404:
+            return (f"no Label Studio API at LABEL_STUDIO_URL {self.url} (HTTP 404 from api/current-user/whoami): "
+                    "give the server's root URL, e.g. http://localhost:8080")
+        if r.status_code in (401, 403):
+            what = "refused LABEL_STUDIO_API_KEY" if self.token else "needs a token: LABEL_STUDIO_API_KEY is not set"
+            return (f"Label Studio at {self.url} {what} (HTTP {r.status_code}): use a personal access token "
+                    "(Account & Settings), or a legacy token where the organisation enables them")
+        if r.status_code != 200:
+            return f"Label Studio at {self.url} answered HTTP {r.status_code} to api/current-user/whoami"
+        return None
 
     def close(self) -> None:
         self._http.close()

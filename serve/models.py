@@ -35,13 +35,44 @@ class Loaded:
     plugin: str
 
 
+def not_there_yet(error: AnnotError, spec: str) -> bool:
+    """A detector the store does not hold yet (no store; no version promoted;
+    nothing registered under a predictor's own name, as ``maskrcnn`` before
+    the first training): the server starts and waits for one. Anything else
+    (an unknown name, a missing file) is a mistake."""
+    from annot.plugins import registry
+
+    text, name = str(error), spec.partition("@")[0]
+    return "no promoted version" in text or (
+        name in registry.names() and ("no store at" in text or f"unknown model {name!r}" in text))
+
+
+def check_spec(config: ServeConfig) -> None:
+    """What ``annot serve`` checks before it starts: a ``--model`` that can
+    never be found (a typo, a version that is not a number) is an error, one
+    the store may still get (no version promoted yet) is not."""
+    from annot.plugins.model_spec import resolve
+
+    if not config.model:
+        return
+    name, _, ver = config.model.partition("@")
+    if ver and not ver.isdigit():
+        raise AnnotError(f"--model {config.model}: the version after @ must be a number (e.g. {name}@3)")
+    try:
+        resolve(config.model, checkpoint=config.checkpoint, weights=config.weights, db_url=config.db_url,
+                store_path=config.store_path)
+    except AnnotError as e:
+        if not not_there_yet(e, config.model):
+            raise
+
+
 class Models:
     def __init__(self, config: ServeConfig):
         self.config = config
         self.detector: Loaded | None = None
         self.segmenter: Loaded | None = None
         self.state = "loading" if config.model else "none"  # loading | ready | none | failed
-        self.reason = "" if config.model else "no --model given: interactive clicks only"
+        self.reason = "" if config.model else "--model none: interactive clicks only"
         self._lock = threading.Lock()  # one load at a time
         self._wanted: str | None = None  # the store label a reload should reach
 
@@ -79,15 +110,15 @@ class Models:
         with self._lock:
             c = self.config
             try:
-                choice = resolve(c.model, checkpoint=c.checkpoint, db_url=c.db_url, store_path=c.store_path)
+                choice = resolve(c.model, checkpoint=c.checkpoint, weights=c.weights, db_url=c.db_url,
+                                 store_path=c.store_path)
                 if "automatic" not in getattr(choice.predictor, "capabilities", ()):
                     raise AnnotError(f"--model {c.model}: {choice.plugin} is not a detector (it needs prompts); "
                                      "clicks use --sam-checkpoint or GrabCut")
                 options = {"device": c.device, "score_threshold": c.score_threshold}
                 loaded = choice.load(**{k: v for k, v in options.items() if k in choice.load_options})
             except AnnotError as e:
-                self.state, self.reason = ("none" if "no promoted version" in str(e) or "no store at" in str(e)
-                                           else "failed"), str(e)
+                self.state, self.reason = ("none" if not_there_yet(e, c.model) else "failed"), str(e)
                 log.warning("no detector: /predict answers empty predictions", extra={"reason": str(e)})
                 return
             self.detector = Loaded(loaded.predictor, loaded.version, choice.plugin)

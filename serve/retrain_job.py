@@ -17,8 +17,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-UNAVAILABLE = ("training not available: annot's training (annot train / annot retrain) is not built yet; the "
-               "trigger and its annotation count are recorded in this run's params")
+UNAVAILABLE = ("training not available: annot's training (annot train / annot retrain) is not built yet; what "
+               "triggered this run is recorded in its params (the action, and for annotation events how many "
+               "annotations changed)")
 
 
 def run_job(store, run_id: int) -> list[int]:
@@ -28,13 +29,18 @@ def run_job(store, run_id: int) -> list[int]:
 
     done = []
     with store.transaction() as s:
-        scope = s.get(TrainingRun, run_id).scope
+        first = s.get(TrainingRun, run_id)
+        scope, log_path = first.scope, first.log_path
     while run_id is not None:
         heartbeat(store, run_id)
+        print(f"run {run_id}: {UNAVAILABLE}", flush=True)
         finish(store, run_id, ok=False, error=UNAVAILABLE, status="unavailable")
         done.append(run_id)
         nxt = next_queued(store, scope) if scope else None
         run_id = nxt.id if nxt is not None else None
+        if run_id is not None and log_path:
+            with store.transaction() as s:  # a follow-up run writes to this process's log too
+                s.get(TrainingRun, run_id).log_path = log_path
     return done
 
 

@@ -24,6 +24,7 @@ import subprocess
 import sys
 import threading
 from datetime import UTC, datetime
+from pathlib import Path
 
 from .config import ServeConfig
 
@@ -74,6 +75,14 @@ class Training:
             self._store = open_store(self.config.db_url, self.config.store_path)
         return self._store
 
+    @staticmethod
+    def warm() -> None:
+        """Import what a webhook needs (not the database: it is opened, or
+        created, only when a webhook arrives)."""
+        import annot.db.registry  # noqa: F401
+        import annot.db.schema  # noqa: F401
+        import annot.db.session  # noqa: F401
+
     def webhook(self, body: dict) -> dict:
         action = body.get("action")
         project = _project_id(body)
@@ -118,20 +127,29 @@ class Training:
 
         params = {**params, "project": project}
         outcome, run = request_run(self.store, scope_of(project), trigger, params)
-        if outcome == "started":
-            self._spawn(run.id)
-        log.info("retrain requested", extra={"project": project, "outcome": outcome, "run": run.id})
+        log_path = self._spawn(run.id) if outcome == "started" else None
+        log.info("retrain requested", extra={"project": project, "outcome": outcome, "run": run.id,
+                                             **({"log": str(log_path)} if log_path else {})})
         return {"status": outcome, "run": run.id}
 
-    def _spawn(self, run_id: int) -> None:
+    def _spawn(self, run_id: int) -> Path:
         """The retrain job, in a process of its own (detached: it outlives a
-        request, and the server never waits on it)."""
+        request, and the server never waits on it); its output goes to
+        ``runs/RUN.log`` in the store directory, recorded as the run's log."""
+        from annot.db.schema import TrainingRun
+
         argv = list(self.config.retrain_command or (sys.executable, "-m", "annot.serve.retrain_job"))
         env = {**os.environ}
         if self.config.db_url:
             env["ANNOT_DB"] = self.config.db_url
         if self.config.store_path:
             env["ANNOT_STORE"] = self.config.store_path
-        proc = subprocess.Popen([*argv, "--run", str(run_id)], env=env, stdin=subprocess.DEVNULL,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        log_path = Path(self.store.files) / "runs" / f"{run_id}.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.store.transaction() as s:
+            s.get(TrainingRun, run_id).log_path = str(log_path)
+        with open(log_path, "ab") as out:  # the child keeps its own descriptor
+            proc = subprocess.Popen([*argv, "--run", str(run_id)], env=env, stdin=subprocess.DEVNULL,
+                                    stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         threading.Thread(target=proc.wait, name=f"annot-job-{run_id}", daemon=True).start()  # reaps it
+        return log_path

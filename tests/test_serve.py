@@ -15,6 +15,7 @@ import threading
 import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -208,8 +209,26 @@ def test_bad_requests_get_json_errors(detector_server, monkeypatch):
     r = s.client.post(f"{s.url}/predict", content=chunks())
     assert r.status_code == 413
     r = s.client.get(f"{s.url}/nothing-here")
-    assert r.status_code == 404 and r.headers["content-type"] == "application/json"
+    assert r.status_code == 404 and r.json() == {"error": "GET /nothing-here: Not Found"}
     assert r.headers["x-request-id"]
+    r = s.client.get(f"{s.url}/predict")
+    assert r.status_code == 405 and r.json() == {"error": "GET /predict: Method Not Allowed"}
+
+
+def test_refused_requests_are_logged_with_their_reason(tmp_path, caplog):
+    """Label Studio shows only "4xx Client Error" for them: the reason must be in the backend's log."""
+    from fastapi.testclient import TestClient
+
+    app = create_app(ServeConfig(model=None, basic_auth=("ls", "pw"), db_url=f"sqlite:///{tmp_path / 'a.db'}"))
+    with caplog.at_level("WARNING", logger="annot.serve"), TestClient(app) as c:
+        c.post("/predict", content=b"{", auth=("ls", "pw"), headers={"x-request-id": "r1"})
+        c.post("/setup", json={"schema": "<View><Image name='i' value='$i'/></View>"}, auth=("ls", "pw"),
+               headers={"x-request-id": "r2"})
+        c.post("/webhook", json={"action": "ANNOTATION_CREATED"}, headers={"x-request-id": "r3"})
+    refused = {r.request_id: (r.status, r.reason) for r in caplog.records if r.getMessage() == "request refused"}
+    assert refused["r1"][0] == 400 and refused["r1"][1].startswith("malformed JSON")
+    assert refused["r2"][0] == 400 and "BrushLabels" in refused["r2"][1]  # what the backend can fill
+    assert refused["r3"][0] == 401 and "Settings > Webhooks" in refused["r3"][1]
 
 
 def test_unexpected_errors_are_json_without_internals(tmp_path):
@@ -417,6 +436,13 @@ def test_training_triggers_one_run_per_project_and_coalesce(tmp_path):
         ("labelstudio:4", "unavailable"), ("labelstudio:4", "unavailable"), ("labelstudio:5", "unavailable"),
         ("labelstudio:6", "unavailable"), ("labelstudio:7", "unavailable")]
     assert json.loads(runs[1][3])["triggers"] == 2  # the queued run took the /train trigger too
+    import sqlite3
+
+    with sqlite3.connect(db) as con:
+        logs = dict(con.execute("SELECT id, log_path FROM training_runs").fetchall())
+    assert logs[runs[1][0]] == logs[runs[0][0]]  # the follow-up ran in the first run's job
+    text = Path(logs[runs[0][0]]).read_text()
+    assert f"run {runs[0][0]}: training not available" in text and f"run {runs[1][0]}:" in text
     assert json.loads(runs[3][3])["changed_annotations"] == 2
     assert all("training not available" in error for *_, error in runs)
 
@@ -540,3 +566,48 @@ def test_example_label_configs_connect(tmp_path, name):
         app.app.state.backend.models.detector = Loaded(Person(), "coco-v1", "maskrcnn")
         r = c.post("/setup", json={"schema": xml})
         assert r.status_code == 200 and r.json() == {"model_version": "coco-v1"}
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--model", "nosuchmodel"], "--model nosuchmodel: not an installed predictor"),
+    (["--model", "maskrcnn@abc"], "--model maskrcnn@abc: the version after @ must be a number"),
+    (["--max-body", "lots"], "--max-body 'lots': expected a size"),
+    (["--score-threshold", "1.5"], "1.5 is not in the range 0<=x<=1"),
+    (["--model", "none", "--weights", "coco"], "--model none serves no detector"),
+    (["--basic-auth", "admin"], "--basic-auth must be USER:PASSWORD"),
+])
+def test_serve_refuses_what_it_can_never_serve_before_it_starts(annot, tmp_path, monkeypatch, args, message):
+    monkeypatch.chdir(tmp_path)  # no store here
+    monkeypatch.delenv("ANNOT_DB", raising=False)
+    r = annot("serve", *args)
+    assert r.code == 2 and r.err.count("\n") == 1 and message in r.err, r.err
+    assert not (tmp_path / "annot.db").exists()
+
+
+def test_serve_on_a_port_in_use_is_one_line(annot, tmp_path, monkeypatch):
+    import socket
+
+    monkeypatch.chdir(tmp_path)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        r = annot("serve", "--model", "none", "--port", port)
+    assert r.code == 2 and r.err == f"annot: error: cannot listen on 127.0.0.1:{port}: Address already in use " \
+                                     "(another server there? choose --port)\n"
+
+
+def test_label_studio_access_check_names_what_is_wrong(two_hosts):
+    ls, _ = two_hosts
+    assert LabelStudioClient(ls, "0123456789abcdef0123456789abcdef01234567").check_access() is None
+    port = _free_port()
+    problem = LabelStudioClient(f"http://127.0.0.1:{port}", "tok").check_access()
+    assert problem.startswith(f"cannot reach Label Studio at http://127.0.0.1:{port}/")
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -59,6 +59,15 @@ def test_label_studio_drives_the_backend(label_studio, tmp_path, tiny_maskrcnn):
         r = httpx.post(f"{url}/api/token/", headers={"Authorization": f"Token {legacy}"})
     assert r.status_code == 201, r.text
     pat = r.json()["token"]
+    # what `annot serve` checks at start-up, against the real server
+    from annot.serve.labelstudio import LabelStudioClient
+
+    assert LabelStudioClient(url, pat).check_access() is None
+    assert LabelStudioClient(url, legacy).check_access() is None
+    assert "refused LABEL_STUDIO_API_KEY (HTTP 401)" in LabelStudioClient(url, "wrongtoken123").check_access()
+    assert "needs a token: LABEL_STUDIO_API_KEY is not set (HTTP 401)" in LabelStudioClient(url, None).check_access()
+    problem = LabelStudioClient(f"{url}/projects/1/data", pat).check_access()  # a URL copied from the browser
+    assert problem.startswith(f"no Label Studio API at LABEL_STUDIO_URL {url}/projects/1/data/"), problem
 
     save_checkpoint(tiny_maskrcnn, tmp_path / "m.pt")
     db = tmp_path / "annot.db"
