@@ -479,3 +479,94 @@ def test_labelme_image_names_and_sizes(annot, tmp_path):
     assert len(skipped) == 4
     assert (tmp_path / "x/e.jpg").read_bytes() == buf.getvalue()
     assert sorted(p.name for p in (tmp_path / "x").iterdir()) == ["e.jpg"]
+
+
+# --- Label Studio, CreateML, label configs ----------------------------------------------------------
+
+def _ls_rect(rid, x, y, w, h, label="car", size=(200, 100), **extra):
+    r = {"id": rid, "type": "rectanglelabels", "from_name": "label", "to_name": "image",
+         "value": {"x": x, "y": y, "width": w, "height": h, "rotation": 0, "rectanglelabels": [label]}, **extra}
+    if size is not None:
+        r["original_width"], r["original_height"] = size
+    return r
+
+
+def _ls(tmp_path: Path, tasks: list) -> Path:
+    p = tmp_path / "ls.json"
+    p.write_text(json.dumps(tasks))
+    return p
+
+
+def test_labelstudio_regions_after_a_choice_and_with_their_own_size(annot, tmp_path):
+    """A classification result before the regions is passed over, not the
+    end of the list; each region's percentages are of its own
+    original_width/height (Label Studio's x_px = x / 100 * original_width)."""
+    choice = {"id": "c", "type": "choices", "from_name": "cls", "to_name": "image", "value": {"choices": ["day"]}}
+    results = [choice, _ls_rect("a", 10, 20, 30, 40), _ls_rect("b", 10, 10, 20, 20, size=(400, 200)),
+               _ls_rect("c", 50, 50, 10, 10, size=None)]
+    task = {"id": 3, "data": {"image": "/data/upload/1/a.png"}, "annotations": [{"id": 1, "result": results}]}
+    coco, skipped = _skip(annot, _ls(tmp_path, [task]), tmp_path / "o.json", fmt="labelstudio")
+    assert skipped == [] and coco["images"][0]["width"] == 200
+    assert [a["bbox"] for a in coco["annotations"]] == [[20, 20, 60, 40], [40, 20, 80, 40], [100, 50, 20, 10]]
+
+
+def test_labelstudio_task_with_image_outside_data(annot, tmp_path):
+    """A task with "annotations" but no "data" (the image at the top) is a
+    task, not a JSON_MIN record."""
+    task = {"id": 4, "image": "/data/upload/1/a.png", "annotations": [{"id": 1, "result": [_ls_rect("a", 10, 20, 30, 40)]}]}
+    coco, skipped = _skip(annot, _ls(tmp_path, [task]), tmp_path / "o.json", fmt="labelstudio")
+    assert skipped == [] and [a["bbox"] for a in coco["annotations"]] == [[20, 20, 60, 40]]
+
+
+def test_labelstudio_scores_belong_to_predictions_only(annot, tmp_path):
+    """--annotations predictions: a region without a score takes its
+    prediction's; an annotation's "score" field never makes its regions scored."""
+    task = {"id": 5, "data": {"image": "/data/upload/1/a.png"},
+            "annotations": [{"id": 1, "score": 0.5, "result": [_ls_rect("a", 10, 20, 30, 40)]}],
+            "predictions": [{"id": 2, "score": 0.75, "result": [_ls_rect("p", 10, 20, 30, 40),
+                                                                _ls_rect("q", 50, 20, 30, 40, score=0.25)]}]}
+    src = _ls(tmp_path, [task])
+    coco, _ = _skip(annot, src, tmp_path / "o.json", fmt="labelstudio")
+    assert [a.get("score") for a in coco["annotations"]] == [None]
+    coco, _ = _skip(annot, src, tmp_path / "p.json", "--annotations", "predictions", fmt="labelstudio")
+    assert [a.get("score") for a in coco["annotations"]] == [0.75, 0.25]
+
+
+def test_labelstudio_image_size_from_the_predictions(annot, tmp_path):
+    """--predictions: when no annotation region gives the image size, the
+    predictions' regions do."""
+    task = {"id": 6, "data": {"image": "/data/upload/1/a.png"}, "annotations": [{"id": 1, "result": []}],
+            "predictions": [{"id": 2, "score": 0.5, "result": [_ls_rect("p", 10, 20, 30, 40)]}]}
+    coco, skipped = _skip(annot, _ls(tmp_path, [task]), tmp_path / "o.json", "--predictions", fmt="labelstudio")
+    assert skipped == [] and [(i["width"], i["height"]) for i in coco["images"]] == [(200, 100)]
+    preds = load(tmp_path / "o.predictions.json")
+    assert [(p["bbox"], p["score"]) for p in preds] == [([20, 20, 60, 40], 0.5)]
+
+
+def test_createml_images_name_their_source_file_in_a_folder(annot, tmp_path):
+    (tmp_path / "cm").mkdir()
+    Image.new("RGB", (50, 40)).save(tmp_path / "cm/a.png")
+    doc = [{"image": "a.png", "annotations": [{"label": "ant", "coordinates": {"x": 20, "y": 15, "width": 10,
+                                                                                   "height": 6}}]}]
+    (tmp_path / "cm/boxes.json").write_text(json.dumps(doc))
+    coco, skipped = _skip(annot, tmp_path / "cm", tmp_path / "o.json", fmt="createml")
+    assert skipped == []
+    assert [(i["file_name"], i["width"], i["height"], i["source"]) for i in coco["images"]] == [
+        ("a.png", 50, 40, str(tmp_path / "cm/boxes.json"))]
+    assert [a["bbox"] for a in coco["annotations"]] == [[15, 12, 10, 6]]
+
+
+def test_label_config_predicted_values_and_smart_tools():
+    """A model class matches its label by name (any case) or through the
+    label's predicted_values; smart="true" marks a smart tool."""
+    from annot.converters.labelstudio_config import LabelConfig
+
+    cfg = LabelConfig.from_xml(
+        '<View><Image name="img" value="$photo"/>'
+        '<RectangleLabels name="box" toName="img" smart="True">'
+        '<Label value="Vehicle" predicted_values="car, Truck,"/><Label value="person"/></RectangleLabels>'
+        '<PolygonLabels name="poly" toName="img"><Label value="tree"/></PolygonLabels></View>')
+    assert [cfg.label_for(n) for n in ("car", "TRUCK", " vehicle ", "Person", "bus", "")] == [
+        "Vehicle", "Vehicle", "Vehicle", "person", None, None]
+    assert [(c.kind, c.name, c.smart) for c in cfg.controls] == [("rectangle", "box", True), ("polygon", "poly", False)]
+    assert cfg.data_key == "photo"
