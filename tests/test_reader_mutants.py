@@ -570,3 +570,15 @@ def test_label_config_predicted_values_and_smart_tools():
         "Vehicle", "Vehicle", "Vehicle", "person", None, None]
     assert [(c.kind, c.name, c.smart) for c in cfg.controls] == [("rectangle", "box", True), ("polygon", "poly", False)]
     assert cfg.data_key == "photo"
+
+
+def test_labelme_mask_group_is_measured_in_its_own_box(annot, tmp_path):
+    """A mask far from the image's origin is measured in the box it spans
+    (50 x 50 px, a few KB), never in one reaching from the origin or over the
+    whole 3000 x 100 image (MBs): a 1 MB budget passes it."""
+    crop = _blob(50, 50)
+    shape = _shape("ant", [(2900, 40), (2949, 89)], "mask", mask=_png(crop))
+    src = _lm(tmp_path, [shape], imageWidth=3000, imageHeight=100)
+    coco, skipped = _skip(annot, src, tmp_path / "o.json", "--max-memory", "1M", fmt="labelme")
+    (a,) = coco["annotations"]
+    assert skipped == [] and a["area"] == crop.sum() and a["bbox"][:2] == [2900, 40]
