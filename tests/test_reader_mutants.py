@@ -566,8 +566,8 @@ def test_label_config_predicted_values_and_smart_tools():
         '<RectangleLabels name="box" toName="img" smart="True">'
         '<Label value="Vehicle" predicted_values="car, Truck,"/><Label value="person"/></RectangleLabels>'
         '<PolygonLabels name="poly" toName="img"><Label value="tree"/></PolygonLabels></View>')
-    assert [cfg.label_for(n) for n in ("car", "TRUCK", " vehicle ", "Person", "bus", "")] == [
-        "Vehicle", "Vehicle", "Vehicle", "person", None, None]
+    assert [cfg.label_for(n) for n in ("car", "TRUCK", " vehicle ", "Person", "bus", "", "xxxx")] == [
+        "Vehicle", "Vehicle", "Vehicle", "person", None, None, None]
     assert [(c.kind, c.name, c.smart) for c in cfg.controls] == [("rectangle", "box", True), ("polygon", "poly", False)]
     assert cfg.data_key == "photo"
 
@@ -582,3 +582,36 @@ def test_labelme_mask_group_is_measured_in_its_own_box(annot, tmp_path):
     coco, skipped = _skip(annot, src, tmp_path / "o.json", "--max-memory", "1M", fmt="labelme")
     (a,) = coco["annotations"]
     assert skipped == [] and a["area"] == crop.sum() and a["bbox"][:2] == [2900, 40]
+
+
+def test_labelme_polygon_over_the_memory_budget_is_skipped_alone(annot, tmp_path):
+    """--max-memory applies to rasterising a labelme polygon: over it, that
+    shape is skipped and the others are read; a larger budget reads both."""
+    shapes = [_shape("ant", [(5, 5), (4990, 5), (2000, 4900)]), _shape("ant", [(5, 5), (20, 5), (20, 15)])]
+    src = _lm(tmp_path, shapes, imageWidth=5000, imageHeight=5000)
+    coco, skipped = _skip(annot, src, tmp_path / "o.json", "--max-memory", "1M", fmt="labelme")
+    assert skipped == ["shape[0]"] and [a["segmentation"] for a in coco["annotations"]] == [[[5, 5, 20, 5, 20, 15]]]
+    coco, skipped = _skip(annot, src, tmp_path / "p.json", "--max-memory", "64M", fmt="labelme")
+    assert skipped == [] and len(coco["annotations"]) == 2
+
+
+def test_coco_small_and_whole_image_areas_are_the_files(annot, tmp_path):
+    """A stored area is kept when it is positive and at most the image's
+    pixel count: 0.5 px and exactly width x height included."""
+    tri = [[3.5, 2.0, 25.0, 4.0, 9.0, 21.5]]
+    anns = [{"segmentation": tri, "area": 0.5}, {"segmentation": tri, "area": W * H}]
+    coco, skipped = _skip(annot, _coco(tmp_path, anns), tmp_path / "o.json")
+    assert skipped == [] and [a["area"] for a in coco["annotations"]] == [0.5, W * H]
+
+
+def test_labelstudio_json_min_keypoints_follow_their_region_id(annot, tmp_path):
+    """JSON_MIN (per control name, a list of region values): a keypoint's
+    parentID names its region's id; x, y in percent of original_width/height."""
+    task = {"image": "/data/upload/1/a.png", "id": 9,
+            "label": [{"id": "r1", "x": 10, "y": 20, "width": 30, "height": 40, "rotation": 0,
+                       "rectanglelabels": ["car"], "original_width": 200, "original_height": 100}],
+            "kp": [{"id": "k1", "parentID": "r1", "x": 15, "y": 30, "keypointlabels": ["nose"],
+                    "original_width": 200, "original_height": 100}]}
+    coco, skipped = _skip(annot, _ls(tmp_path, [task]), tmp_path / "o.json", fmt="labelstudio")
+    assert skipped == [] and [c.get("keypoints") for c in coco["categories"]] == [["nose"]]
+    assert [(a["bbox"], a["keypoints"]) for a in coco["annotations"]] == [([20, 20, 60, 40], [30, 30, 2])]
