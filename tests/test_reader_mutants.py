@@ -224,6 +224,11 @@ def test_coco_scores_and_prediction_extras_are_kept(annot, tmp_path):
              "iou_prediction": 0.875, "other": 1},
             {"segmentation": BOX, "score": 1}]
     src = _coco(tmp_path, anns)
+    coco, _ = _skip(annot, src, tmp_path / "o.json")
+    a, b = coco["annotations"]
+    assert {k: a[k] for k in ("score", "class_probs", "mask_uncertainty", "iou_prediction")} == {
+        "score": 0.25, "class_probs": [0.25, 0.75], "mask_uncertainty": 0.5, "iou_prediction": 0.875}
+    assert "other" not in a and b["score"] == 1 and "class_probs" not in b
     res = annot("convert", "coco", "labelstudio", src, "-o", tmp_path / "ls.json", "--as", "predictions", "-q")
     assert res.code == 0, res
     preds = [p for t in load(tmp_path / "ls.json") for p in t["predictions"]]
