@@ -594,7 +594,8 @@ def test_labelme_polygon_over_the_memory_budget_is_skipped_alone(annot, tmp_path
     shape is skipped and the others are read; a larger budget reads both."""
     shapes = [_shape("ant", [(5, 5), (4990, 5), (2000, 4900)]), _shape("ant", [(5, 5), (20, 5), (20, 15)])]
     src = _lm(tmp_path, shapes, imageWidth=5000, imageHeight=5000)
-    coco, skipped = _skip(annot, src, tmp_path / "o.json", "--max-memory", "1M", fmt="labelme")
+    # the triangle needs 1.7 MB (3 points, 5000 px apart): over 1.5 MB, under 1.5x that
+    coco, skipped = _skip(annot, src, tmp_path / "o.json", "--max-memory", "1.5M", fmt="labelme")
     assert skipped == ["shape[0]"] and [a["segmentation"] for a in coco["annotations"]] == [[[5, 5, 20, 5, 20, 15]]]
     coco, skipped = _skip(annot, src, tmp_path / "p.json", "--max-memory", "64M", fmt="labelme")
     assert skipped == [] and len(coco["annotations"]) == 2
