@@ -110,25 +110,27 @@ def test_coco_labels_option_orders_the_categories(annot, tmp_path):
 def test_coco_images_ids_sizes_extras_and_info(annot, tmp_path):
     """Image ids compare as text ("1" is 1: the second is a duplicate);
     an image without (usable) width/height takes its file's size, found
-    beside the JSON or under --image-root; extra image fields and the info
-    object are kept."""
+    beside the JSON or under --image-root; an image over --max-pixels is
+    skipped, not the ones after it; extra image fields and the info object
+    are kept."""
     (tmp_path / "pics").mkdir()
     Image.new("RGB", (23, 17)).save(tmp_path / "b.png")
     Image.new("RGB", (31, 19)).save(tmp_path / "pics/c.png")
     images = [{"id": 1, "file_name": "a.png", "width": W, "height": H, "license": 3, "coco_url": "u"},
               {"id": "1", "file_name": "dup.png", "width": W, "height": H},
               {"id": "b", "file_name": "b.png"},
+              {"id": 12, "file_name": "big.png", "width": 10**6, "height": 10**6},
+              {"id": 13, "file_name": "wide.png", "width": 3000, "height": 1},
               {"id": 9, "file_name": "c.png", "width": 0, "height": 19},
               {"id": 10, "file_name": "missing.png"},
               {"id": 11, "file_name": "", "width": W, "height": H},
-              {"id": None, "file_name": "n.png", "width": W, "height": H},
-              {"id": 12, "file_name": "big.png", "width": 10**6, "height": 10**6}]
+              {"id": None, "file_name": "n.png", "width": W, "height": H}]
     anns = [{"image_id": "1", "segmentation": BOX}, {"image_id": "b", "segmentation": [[1, 1, 20, 1, 20, 15]]},
             {"image_id": 9, "segmentation": BOX}, {"image_id": 10, "segmentation": BOX}]
     info = {"description": "d", "version": "2"}
     src = _coco(tmp_path, anns, images=images, info=info)
-    coco, skipped = _skip(annot, src, tmp_path / "o.json", "--image-root", tmp_path / "pics")
-    assert skipped == ["images[1]", "images[4]", "images[5]", "images[6]", "images[7]", "annotations[3]"]
+    coco, skipped = _skip(annot, src, tmp_path / "o.json", "--image-root", tmp_path / "pics", "--max-pixels", "2500")
+    assert skipped == ["images[1]", "images[3]", "images[4]", "images[6]", "images[7]", "images[8]", "annotations[3]"]
     assert [(i["file_name"], i["width"], i["height"]) for i in coco["images"]] == [
         ("a.png", W, H), ("b.png", 23, 17), ("c.png", 31, 19)]
     assert coco["images"][0]["license"] == 3 and coco["images"][0]["coco_url"] == "u"
@@ -503,11 +505,13 @@ def _ls(tmp_path: Path, tasks: list) -> Path:
 
 
 def test_labelstudio_regions_after_a_choice_and_with_their_own_size(annot, tmp_path):
-    """A classification result before the regions is passed over, not the
-    end of the list; each region's percentages are of its own
+    """A classification result and an unsupported region type before the
+    regions are passed over, not the end of the list; each region's percentages are of its own
     original_width/height (Label Studio's x_px = x / 100 * original_width)."""
     choice = {"id": "c", "type": "choices", "from_name": "cls", "to_name": "image", "value": {"choices": ["day"]}}
-    results = [choice, _ls_rect("a", 10, 20, 30, 40), _ls_rect("b", 10, 10, 20, 20, size=(400, 200)),
+    ellipse = {"id": "e", "type": "ellipselabels", "from_name": "el", "to_name": "image",
+               "value": {"x": 5, "y": 5, "radiusX": 2, "radiusY": 2, "ellipselabels": ["car"]}}
+    results = [choice, ellipse, _ls_rect("a", 10, 20, 30, 40), _ls_rect("b", 10, 10, 20, 20, size=(400, 200)),
                _ls_rect("c", 50, 50, 10, 10, size=None)]
     task = {"id": 3, "data": {"image": "/data/upload/1/a.png"}, "annotations": [{"id": 1, "result": results}]}
     coco, skipped = _skip(annot, _ls(tmp_path, [task]), tmp_path / "o.json", fmt="labelstudio")
@@ -612,12 +616,13 @@ def test_coco_small_and_whole_image_areas_are_the_files(annot, tmp_path):
 
 def test_labelstudio_json_min_keypoints_follow_their_region_id(annot, tmp_path):
     """JSON_MIN (per control name, a list of region values): a keypoint's
-    parentID names its region's id; x, y in percent of original_width/height."""
+    parentID names its region's id; x, y in percent of its own
+    original_width/height."""
     task = {"image": "/data/upload/1/a.png", "id": 9,
             "label": [{"id": "r1", "x": 10, "y": 20, "width": 30, "height": 40, "rotation": 0,
                        "rectanglelabels": ["car"], "original_width": 200, "original_height": 100}],
             "kp": [{"id": "k1", "parentID": "r1", "x": 15, "y": 30, "keypointlabels": ["nose"],
-                    "original_width": 200, "original_height": 100}]}
+                    "original_width": 400, "original_height": 200}]}
     coco, skipped = _skip(annot, _ls(tmp_path, [task]), tmp_path / "o.json", fmt="labelstudio")
     assert skipped == [] and [c.get("keypoints") for c in coco["categories"]] == [["nose"]]
-    assert [(a["bbox"], a["keypoints"]) for a in coco["annotations"]] == [([20, 20, 60, 40], [30, 30, 2])]
+    assert [(a["bbox"], a["keypoints"]) for a in coco["annotations"]] == [([20, 20, 60, 40], [60, 60, 2])]
