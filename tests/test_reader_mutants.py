@@ -172,7 +172,9 @@ def test_coco_areas_and_boxes_come_from_the_segmentation_when_missing(annot, tmp
             {"segmentation": tri, "area": W * H + 1},
             {"bbox": [1, 2, 5, 7]},
             {"bbox": [1, 2, 5, 7], "area": 12.5, "segmentation": tri},
-            {"segmentation": [[1, 1, 6, 1, 6, 5], [2, 2, 4, 2]], "bbox": [1, 1, 5, 4]}]
+            {"segmentation": [[1, 1, 6, 1, 6, 5], [2, 2, 4, 2]], "bbox": [1, 1, 5, 4]},
+            {"segmentation": [[2, 2, 3, 2, 3, 3, 2, 3]]},
+            {"bbox": [1, 2, 5, 7], "area": W * H + 1}]
     coco, skipped = _skip(annot, _coco(tmp_path, anns), tmp_path / "o.json")
     assert skipped == []
     got = [(a["area"], a["bbox"]) for a in coco["annotations"]]
@@ -185,6 +187,8 @@ def test_coco_areas_and_boxes_come_from_the_segmentation_when_missing(annot, tmp
     assert got[6] == (12.5, [1.0, 2.0, 5.0, 7.0])
     assert coco["annotations"][7]["segmentation"] == [[1, 1, 6, 1, 6, 5]]
     assert got[7][0] == pytest.approx(_area([[1, 1, 6, 1, 6, 5]]))
+    assert got[8][0] == _area([[2, 2, 3, 2, 3, 3, 2, 3]]) == 1  # one pixel: kept
+    assert got[9] == (35.0, [1.0, 2.0, 5.0, 7.0])  # over the image, no segmentation: the box's area
 
 
 @pytest.mark.parametrize("ann, message", [
@@ -463,6 +467,7 @@ def test_labelme_image_names_and_sizes(annot, tmp_path):
     Image.new("RGB", (17, 13)).save(pics / "c.png")
     (tmp_path / "lm").mkdir()
     Image.new("RGB", (19, 11)).save(tmp_path / "lm/d.png")
+    Image.new("RGB", (29, 7)).save(pics / "d.png")  # the one beside the JSON wins
     buf = io.BytesIO()
     Image.new("RGB", (21, 9), (200, 10, 10)).save(buf, "JPEG")
     emb = base64.b64encode(buf.getvalue()).decode()
@@ -476,13 +481,14 @@ def test_labelme_image_names_and_sizes(annot, tmp_path):
     _lm(tmp_path, tri, "g.json", imagePath="", imageData="@@@", imageWidth=None, imageHeight=None)
     _lm(tmp_path, tri, "h.json", imagePath=7)
     _lm(tmp_path, tri, "i.json", imagePath="gone.png", imageWidth=None, imageHeight=None)
+    _lm(tmp_path, tri, "j.json", imagePath="j.png", imageWidth=3000, imageHeight=1)  # over --max-pixels
     out = tmp_path / "o.json"
     coco, skipped = _skip(annot, tmp_path / "lm", out, "--image-root", pics, "--extract-images", tmp_path / "x",
-                          fmt="labelme")
+                          "--max-pixels", "2500", fmt="labelme")
     got = [(i["file_name"], i["width"], i["height"]) for i in coco["images"]]
     assert got == [("a.png", W, H), ("b.png", W, H), ("c.png", 17, 13), ("d.png", 19, 11), ("e.jpg", 21, 9)]
     assert [Path(i["source"]).name for i in coco["images"]] == ["a.json", "b.json", "c.json", "d.json", "e.json"]
-    assert len(skipped) == 4
+    assert len(skipped) == 5
     assert (tmp_path / "x/e.jpg").read_bytes() == buf.getvalue()
     assert sorted(p.name for p in (tmp_path / "x").iterdir()) == ["e.jpg"]
 
@@ -625,3 +631,26 @@ def test_labelstudio_json_min_keypoints_follow_their_region_id(annot, tmp_path):
     coco, skipped = _skip(annot, _ls(tmp_path, [task]), tmp_path / "o.json", fmt="labelstudio")
     assert skipped == [] and [c.get("keypoints") for c in coco["categories"]] == [["nose"]]
     assert [(a["bbox"], a["keypoints"]) for a in coco["annotations"]] == [([20, 20, 60, 40], [60, 60, 2])]
+
+
+def test_labelme_labels_option_on_plain_files_and_files_that_are_not_labelme(annot, tmp_path):
+    """--labels also applies to a file of plain polygons; a JSON file that
+    is not a labelme file (no 'shapes' list) is skipped alone."""
+    labels = tmp_path / "labels.txt"
+    labels.write_text("ant\n")
+    _lm(tmp_path, [_shape("ant", [(1, 1), (6, 1), (3, 5)]), _shape("dog", [(10, 1), (16, 1), (13, 5)])])
+    (tmp_path / "lm/b.json").write_text(json.dumps({"version": "5.3.1", "imagePath": "b.png"}))
+    (tmp_path / "lm/c.json").write_text(json.dumps([1, 2]))
+    res = annot("convert", "labelme", "coco", tmp_path / "lm", "-o", tmp_path / "o.json", "--labels", labels,
+                "--on-error", "skip", "-q")
+    assert res.code == 0, res
+    skipped = [(Path(s["path"]).name, s["item"]) for s in load(tmp_path / "o.json.report.json")["skipped"]]
+    assert skipped == [("a.json", "shape[1]"), ("b.json", None), ("c.json", None)]
+    assert [a["segmentation"] for a in load(tmp_path / "o.json")["annotations"]] == [[[1, 1, 6, 1, 3, 5]]]
+
+
+def test_coco_reads_the_json_file_of_a_folder(annot, tmp_path):
+    (tmp_path / "d").mkdir()
+    _coco(tmp_path / "d", [{"segmentation": BOX}], name="only.json")
+    coco, skipped = _skip(annot, tmp_path / "d", tmp_path / "o.json")
+    assert skipped == [] and [a["bbox"] for a in coco["annotations"]] == [[2.0, 2.0, 10.0, 8.0]]
