@@ -43,7 +43,7 @@ from annot.limits import Limits, polygon_bytes
 from annot.model import IGNORE_LABEL, DatasetBuilder, ImageDraft, Instance
 from annot.options import ConvertOptions
 from annot.parallel import map_batches
-from annot.paths import confined, find_image
+from annot.paths import confined, confined_name, find_image
 from annot.report import Report
 from annot.values import is_side
 
@@ -376,7 +376,7 @@ def _image_of(path: Path, root: Path, doc: dict, rep: Report, extract_dir: Path 
         file_name = relative_name(os.path.join(folder, ref), root)
         # read only inside the input folder (paths.py): "../images/x.png" from an annotations/ folder
         # given alone is looked for under --image-root instead
-        image_file = confined(root, file_name)
+        image_file = confined_name(root, file_name)
         if image_file is None and image_root is None:
             rep.warn("imagePath outside the input folder not read (pass --image-root)", f"{path}: {raw_ref!r}")
     else:

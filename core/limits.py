@@ -108,7 +108,8 @@ class Limits:
     def json_file(self, path: Path, size: int | None = None) -> None:
         """A JSON file about to be parsed whole: its objects take several times its bytes."""
         size = os.path.getsize(path) if size is None else size
-        self.allocation(size * JSON_EXPANSION, f"parsing this {human(size)} JSON file", path)
+        if size * JSON_EXPANSION > self.max_memory:  # the message only when it is needed: once per file read
+            self.allocation(size * JSON_EXPANSION, f"parsing this {human(size)} JSON file", path)
 
 
 def limits_of(max_memory: str | None, max_pixels: int = MAX_PIXELS) -> Limits:

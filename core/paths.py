@@ -21,6 +21,7 @@ of the folder it belongs to:
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path, PurePosixPath
 
 from .errors import AnnotError, ParseError
@@ -34,7 +35,7 @@ def _parts(name: str) -> list[str] | None:
     posix = name.replace("\\", "/")
     if posix.startswith("/") or (len(posix) > 1 and posix[1] == ":"):  # POSIX, UNC (\\host) or drive letter
         return None
-    return [p for p in PurePosixPath(posix).parts if p not in ("", ".")]
+    return [p for p in posix.split("/") if p not in ("", ".")]
 
 
 def _within(path: str, root: str) -> bool:
@@ -44,6 +45,13 @@ def _within(path: str, root: str) -> bool:
 def confined(root: str | Path, name: str) -> Path | None:
     """``root / name`` when it stays inside ``root`` (lexically, and after
     following symlinks as far as the path exists); else None."""
+    joined = confined_name(root, name)
+    return None if joined is None else Path(joined)
+
+
+def confined_name(root: str | Path, name: str) -> str | None:
+    """:func:`confined` as a string, for readers that check thousands of
+    names (a ``Path`` costs ~16 us to build, a quarter of the check)."""
     parts = _parts(name)
     if parts is None:
         return None
@@ -51,10 +59,29 @@ def confined(root: str | Path, name: str) -> Path | None:
     joined = os.path.normpath(os.path.join(root_abs, *parts)) if parts else root_abs
     if not _within(joined, root_abs):
         return None
-    # a symlink on the way (in the root or in the name) may lead elsewhere
-    if not _within(os.path.realpath(joined), os.path.realpath(root_abs)):
-        return None
-    return Path(joined)
+    # A symlink below the root may lead elsewhere. Without "..", only such a symlink can: one lstat per
+    # part of the name finds it, where resolving root and path took ~7 each (labelme -> COCO, 5,000 files:
+    # 0.30 s of 1.8 s, benchmarks/RESULTS.md#conversion-throughput); with "..", resolve both.
+    if ".." in parts or _symlink_below(root_abs, parts):
+        if not _within(os.path.realpath(joined), os.path.realpath(root_abs)):
+            return None
+    return joined
+
+
+def _symlink_below(root: str, parts: list[str]) -> bool:
+    """Whether ``root/parts`` passes through a symlink below ``root`` (True
+    when that cannot be told: the caller then resolves the whole path)."""
+    path = root
+    for part in parts:
+        path = os.path.join(path, part)
+        try:
+            if stat.S_ISLNK(os.lstat(path).st_mode):
+                return True
+        except (FileNotFoundError, NotADirectoryError):
+            return False  # nothing further down exists to lead anywhere
+        except OSError:
+            return True
+    return False
 
 
 def find_image(name: str, dirs: list[Path | None]) -> Path | None:
