@@ -144,8 +144,7 @@ def _entries_of(
     rep = Report(on_error)
     skipped = None, ImageEntries([], 0, 0, path, rep)
     try:
-        limits.json_file(path)
-        data = read_bytes(path)
+        data = read_bytes(path, lambda size: limits.json_file(path, size))
     except OSError as e:
         rep.error(path, None, f"cannot read JSON: {e}")
         return skipped
