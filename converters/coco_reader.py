@@ -25,7 +25,7 @@ from pathlib import Path
 
 from annot.detections import SERIALISED
 from annot.errors import AnnotError, ParseError
-from annot.formats import hint, looks_like
+from annot.formats import not_coco
 from annot.geometry import compress_rle, polygon_areas, polygons_bbox, rle_area_bbox, rle_problem
 from annot.limits import Limits, polygon_bytes
 from annot.model import DatasetBuilder, ImageDraft, Instance
@@ -60,8 +60,8 @@ def read(inputs: list[Path], opts: ConvertOptions, report: Report):
         raise AnnotError(f"--gt {opts.gt}: {path} is a COCO dataset; --gt names the dataset of a results list")
     if not isinstance(doc, dict):
         raise AnnotError(f"{path}: not a COCO dataset (top level is not an object)")
-    if "images" not in doc and looks_like(doc):
-        raise AnnotError(f"{path}: not a COCO dataset{hint(doc, 'coco')}")
+    if problem := not_coco(doc):
+        raise AnnotError(f"{path}: {problem}")
     sections = {}
     for key in ("images", "annotations", "categories"):
         v = doc.get(key, [] if key == "annotations" else None)
@@ -134,9 +134,8 @@ def images_path(results: Path) -> Path:
 
 def _results_dataset(path: Path, results: list, gt: Path | None) -> dict:
     """A results list as the dataset of the file its ids refer to."""
-    if looks_like(results) not in ("coco results", None) or not all(isinstance(r, dict) for r in results):
-        raise AnnotError(f"{path}: a JSON list, not a COCO dataset (an object with images, annotations, "
-                         f"categories) nor a results list{hint(results, 'coco')}")
+    if problem := not_coco(results):
+        raise AnnotError(f"{path}: {problem}")
     meta = gt or images_path(path)
     if not meta.is_file():
         raise AnnotError(f"{path}: a COCO results list; its images and categories are in the file its ids refer "

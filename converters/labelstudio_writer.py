@@ -24,7 +24,7 @@ from annot.geometry import (
     xywh_to_box,
 )
 from annot.io import write_json_atomic
-from annot.model import Annotation, Dataset, Image
+from annot.model import Annotation, Category, Dataset, Image, Instance
 from annot.options import ConvertOptions
 from annot.report import Report
 
@@ -67,6 +67,20 @@ def to_tasks(ds: Dataset, config: LabelConfig, opts: ConvertOptions, report: Rep
             task["annotations"] = [{"result": results}]
         tasks.append(task)
     return tasks
+
+
+def predicted_image(image: Image, instances: list[Instance], label_for) -> tuple[Dataset, list[str]]:
+    """One image's predicted instances as a dataset in a project's labels,
+    ready for :func:`to_tasks`: ``label_for(class)`` is the label (None: the
+    project has none for it). Returns the dataset and the classes left out.
+    ``annot predict`` and ``annot serve`` both write their predictions through it."""
+    labelled = [(label_for(i.label), i) for i in instances]
+    dropped = [i.label for lb, i in labelled if lb is None]
+    labelled = [(lb, i) for lb, i in labelled if lb is not None]
+    ids = {lb: k for k, lb in enumerate(sorted({lb for lb, _ in labelled}), start=1)}
+    anns = [Annotation(k, image.id, ids[lb], i.bbox, i.area, i.segmentation, score=i.score)
+            for k, (lb, i) in enumerate(labelled, start=1)]
+    return Dataset([image], [Category(k, lb) for lb, k in ids.items()], anns), dropped
 
 
 def task_score(scores: list[float]) -> float:

@@ -45,6 +45,13 @@ class StoreError(AnnotError):
     model, version or split scheme); the CLI adds which store it looked in."""
 
 
+class NotYetInStore(StoreError):
+    """A model the store may still get: no store yet, nothing registered
+    under a predictor's own name (``maskrcnn`` before the first training),
+    or no version promoted. ``annot serve`` starts and waits for it; other
+    commands report it like any store error."""
+
+
 class OutputExists(AnnotError):
     def __init__(self, path):
         super().__init__(f"{path}: already exists; pass --overwrite to replace it")

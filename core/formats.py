@@ -131,3 +131,17 @@ def hint(doc, given: str) -> str:
     if kind == "coco results":
         return " (it looks like a COCO results list: model output, read with `annot convert coco` and its images file)"
     return f" (it looks like a {kind} file: `annot convert {kind} ...`)"
+
+
+def not_coco(doc) -> str | None:
+    """Why a parsed JSON document given as COCO is neither a COCO dataset nor
+    a results list, when it looks like something else (with the hint); else
+    None (it is left to the COCO checks). The reader and ``annot validate``
+    say the same."""
+    if isinstance(doc, dict):
+        return f"not a COCO dataset{hint(doc, 'coco')}" if "images" not in doc and looks_like(doc) else None
+    if isinstance(doc, list) and (looks_like(doc) not in ("coco results", None)
+                                  or not all(isinstance(r, dict) for r in doc)):
+        return ("a JSON list, not a COCO dataset (an object with images, annotations, categories) nor a results "
+                f"list{hint(doc, 'coco')}")
+    return None

@@ -43,12 +43,12 @@ def _id_problems(p: str, obj: dict, seen) -> list[str]:
 
 
 def structural_problems(doc) -> list[str]:
-    from .formats import hint, looks_like
+    from .formats import not_coco
 
     if not isinstance(doc, dict):
         return ["$: top level must be an object with images, annotations, categories"]
-    if "images" not in doc and looks_like(doc):
-        return [f"$: not a COCO dataset{hint(doc, 'coco')}"]
+    if problem := not_coco(doc):
+        return [f"$: {problem}"]
     problems: list[str] = []
     sections = {}
     for key in ("images", "annotations", "categories"):
@@ -327,10 +327,10 @@ def validate_results(results: list, doc: dict) -> list[str]:
 
 
 def _results_summary(path: Path, results: list, gt: Path | None) -> str:
-    from .formats import hint, looks_like
+    from .formats import not_coco
 
-    if looks_like(results) not in ("coco results", None) or not all(isinstance(r, dict) for r in results):
-        raise DatasetInvalid(path, [f"$: a JSON list, not a COCO dataset nor a results list{hint(results, 'coco')}"])
+    if problem := not_coco(results):
+        raise DatasetInvalid(path, [f"$: {problem}"])
     meta = gt or Path(path).with_name(Path(path).stem + ".images.json")
     if not Path(meta).is_file():
         raise AnnotError(f"{path}: a COCO results list; its images and categories are in the file its ids refer to: "

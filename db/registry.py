@@ -15,7 +15,7 @@ from pathlib import Path
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
-from annot.errors import AnnotError, StoreError
+from annot.errors import AnnotError, NotYetInStore, StoreError
 
 from . import files
 from .datasets import get_version, parse_ref
@@ -66,7 +66,9 @@ def get_model(s, ref: str) -> ModelVersion:
         names = s.scalars(select(ModelVersion.name).distinct().order_by(ModelVersion.name)).all()
         if name not in names:
             raise StoreError(f"unknown model {name!r}; known: {', '.join(names) or 'none'}")
-        raise StoreError(f"{name} has no version {ver}" if ver else f"{name} has no promoted version")
+        if ver:
+            raise StoreError(f"{name} has no version {ver}")
+        raise NotYetInStore(f"{name} has no promoted version")
     return mv
 
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from annot.errors import AnnotError
+from annot.errors import AnnotError, NotYetInStore, StoreError
 
 from . import registry
 
@@ -99,18 +99,26 @@ def _from_store(spec: str, plugins: set[str], db_url, store_path) -> ModelChoice
     url = eng.database_url(db_url)
     where = eng.location(url)
     hint = "pass --checkpoint PATH" + (" or --weights coco" if spec.startswith("maskrcnn") else "")
+    name, _, ver = spec.partition("@")
+    # a predictor's own name (maskrcnn) may still get its first version: not there yet, not a mistake
+    own_name = name in plugins and not ver
     path = eng.sqlite_path(url)
     if path is not None and not path.exists():
-        if spec.partition("@")[0] not in plugins:
+        if name not in plugins:
             raise AnnotError(f"--model {spec}: not an installed predictor ({', '.join(sorted(plugins))}) and no "
                              f"store at {where} to look it up in (set --db / ANNOT_DB)")
-        raise AnnotError(f"--model {spec}: no store at {where} (set --db / ANNOT_DB), or {hint}")
-    store = open_store(db_url, store_path, upgrade=False, create=False)
+        raise (NotYetInStore if own_name else AnnotError)(
+            f"--model {spec}: no store at {where} (set --db / ANNOT_DB), or {hint}")
+    try:
+        store = open_store(db_url, store_path, upgrade=False, create=False)
+    except StoreError as e:
+        raise (NotYetInStore if own_name else StoreError)(str(e)) from None
     with store.transaction() as s:
         try:
             mv = get_model(s, spec)
         except AnnotError as e:
-            raise AnnotError(f"--model {spec}: {e} in {where}; {hint}") from None
+            not_yet = isinstance(e, NotYetInStore) or own_name
+            raise (NotYetInStore if not_yet else AnnotError)(f"--model {spec}: {e} in {where}; {hint}") from None
         checkpoint = checkpoint_for_loading(store, mv)
         plugin, label, config = mv.config.get("predictor") or mv.name, mv.label, dict(mv.config)
     if plugin not in plugins:

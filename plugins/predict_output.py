@@ -30,7 +30,7 @@ import orjson
 
 from annot.errors import AnnotError
 from annot.io import check_writable, is_stream, write_json_atomic
-from annot.model import Annotation, Category, Dataset, Image
+from annot.model import Category, Dataset, Image, Instance
 from annot.options import ConvertOptions
 from annot.report import Report
 
@@ -205,16 +205,16 @@ class PredictionWriter:
     def _task_dataset(self, rec: dict) -> Dataset:
         """One image's predictions in the project's labels; classes it does
         not list are left out (counted)."""
-        img = Image(rec["id"], rec["name"], rec["width"], rec["height"])
-        kept = [(self.label_of(i["label"]), i) for i in rec["instances"]]
-        if any(lb is None for lb, _ in kept):
+        from annot.converters.labelstudio_writer import predicted_image
+
+        instances = [Instance(i["label"], i["bbox"], i["area"], i["segmentation"], score=i["score"])
+                     for i in rec["instances"]]
+        ds, dropped = predicted_image(Image(rec["id"], rec["name"], rec["width"], rec["height"]), instances,
+                                      self.label_of)
+        if dropped:
             self.report.warn("detections of classes the label config does not list left out", rec["name"],
-                             sum(lb is None for lb, _ in kept))
-        kept = [(lb, i) for lb, i in kept if lb is not None]
-        ids = {lb: k for k, lb in enumerate(sorted({lb for lb, _ in kept}), start=1)}
-        anns = [Annotation(k, rec["id"], ids[lb], i["bbox"], i["area"], i["segmentation"], score=i["score"])
-                for k, (lb, i) in enumerate(kept, start=1)]
-        return Dataset([img], [Category(k, lb) for lb, k in ids.items()], anns)
+                             len(dropped))
+        return ds
 
     def _label_ids(self) -> dict[str, int]:
         ids: dict[str, int] = {}

@@ -20,10 +20,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from annot.converters.labelstudio_config import LabelConfig
-from annot.converters.labelstudio_writer import to_tasks
+from annot.converters.labelstudio_writer import predicted_image, to_tasks
 from annot.detections import MASK_LOGITS, Detections
 from annot.errors import AnnotError, ParseError
-from annot.model import Annotation, Category, Dataset, Image
+from annot.model import Image
 from annot.options import ConvertOptions
 from annot.plugins.predictor import Prompt
 from annot.report import Report
@@ -247,12 +247,8 @@ class Backend:
             log.info("detections of classes the config does not list left out",
                      extra={"request_id": request_id, "task": _task_id(task),
                             "classes": sorted({n for n in det.labels if mapped[n] is None})})
-        instances = det[keep].to_instances(size)
-        labels = sorted({mapped[i.label] for i in instances})
-        ids = {lb: k for k, lb in enumerate(labels, start=1)}
-        anns = [Annotation(k, 1, ids[mapped[i.label]], i.bbox, i.area, i.segmentation, score=i.score)
-                for k, i in enumerate(instances, start=1)]
-        ds = Dataset([Image(1, "image", w, h)], [Category(i, lb) for lb, i in ids.items()], anns)
+        # the classes left out are dropped before their masks are encoded (to_instances)
+        ds, _ = predicted_image(Image(1, "image", w, h), det[keep].to_instances(size), mapped.get)
         opts = ConvertOptions(as_="predictions", model_version=version, simplify=self.config.simplify,
                               limits=self.config.limits)
         report = Report("skip")

@@ -21,7 +21,7 @@ import logging
 import threading
 from dataclasses import dataclass
 
-from annot.errors import AnnotError
+from annot.errors import AnnotError, NotYetInStore
 
 from .config import ServeConfig
 
@@ -33,18 +33,6 @@ class Loaded:
     predictor: object
     version: str  # the label Label Studio shows (model_version)
     plugin: str
-
-
-def not_there_yet(error: AnnotError, spec: str) -> bool:
-    """A detector the store does not hold yet (no store; no version promoted;
-    nothing registered under a predictor's own name, as ``maskrcnn`` before
-    the first training): the server starts and waits for one. Anything else
-    (an unknown name, a missing file) is a mistake."""
-    from annot.plugins import registry
-
-    text, name = str(error), spec.partition("@")[0]
-    return "no promoted version" in text or (
-        name in registry.names() and ("no store at" in text or f"unknown model {name!r}" in text))
 
 
 def check_spec(config: ServeConfig) -> None:
@@ -61,9 +49,8 @@ def check_spec(config: ServeConfig) -> None:
     try:
         resolve(config.model, checkpoint=config.checkpoint, weights=config.weights, db_url=config.db_url,
                 store_path=config.store_path)
-    except AnnotError as e:
-        if not not_there_yet(e, config.model):
-            raise
+    except NotYetInStore:
+        pass
 
 
 class Models:
@@ -118,7 +105,7 @@ class Models:
                 options = {"device": c.device, "score_threshold": c.score_threshold}
                 loaded = choice.load(**{k: v for k, v in options.items() if k in choice.load_options})
             except AnnotError as e:
-                self.state, self.reason = ("none" if not_there_yet(e, c.model) else "failed"), str(e)
+                self.state, self.reason = ("none" if isinstance(e, NotYetInStore) else "failed"), str(e)
                 log.warning("no detector: /predict answers empty predictions", extra={"reason": str(e)})
                 return
             self.detector = Loaded(loaded.predictor, loaded.version, choice.plugin)
