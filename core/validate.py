@@ -210,17 +210,24 @@ def _grouped(doc: dict) -> dict:
     return {**doc, "images": images, "annotations": anns}
 
 
-def self_evaluation(doc: dict) -> dict[str, float]:
-    """bbox and segm AP of the ground truth evaluated against itself."""
+def coco_index(doc: dict):
+    """pycocotools' ``COCO`` over a dataset already in memory, without its prints."""
     from pycocotools.coco import COCO
-    from pycocotools.cocoeval import COCOeval
 
-    doc = _grouped(doc)
-    quiet = io.StringIO()
-    with contextlib.redirect_stdout(quiet):
+    with contextlib.redirect_stdout(io.StringIO()):
         gt = COCO()
         gt.dataset = doc
         gt.createIndex()
+    return gt
+
+
+def self_evaluation(doc: dict) -> dict[str, float]:
+    """bbox and segm AP of the ground truth evaluated against itself."""
+    from pycocotools.cocoeval import COCOeval
+
+    doc = _grouped(doc)
+    gt = coco_index(doc)
+    with contextlib.redirect_stdout(io.StringIO()):
         dets = [a for a in doc["annotations"] if not a.get("iscrowd")]
         if not dets:
             return {}
@@ -312,13 +319,9 @@ def validate_results(results: list, doc: dict) -> list[str]:
     problems = result_problems(results, doc)
     if problems:
         return problems
-    from pycocotools.coco import COCO
-
     try:
+        gt = coco_index(doc)
         with contextlib.redirect_stdout(io.StringIO()):
-            gt = COCO()
-            gt.dataset = doc
-            gt.createIndex()
             if results:
                 gt.loadRes([dict(r) for r in results])  # loadRes adds ids and areas in place
     except Exception as e:

@@ -91,7 +91,7 @@ def test_flips_follow_seed_epoch_and_index(ds):
     assert any(flips) and not all(flips)
 
 
-def test_a_file_name_never_leads_out_of_the_image_root(ds, tmp_path_factory):
+def test_a_file_name_never_leads_out_of_the_image_root(ds):
     doc, root = ds
     doc["images"][0]["file_name"] = "../a.png"
     with pytest.raises(AnnotError, match="leads outside"):

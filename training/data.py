@@ -31,6 +31,7 @@ import torch
 
 from annot.geometry import segmentation_to_mask
 from annot.paths import require_confined
+from annot.plugins.images import load_rgb
 
 
 class CocoInstances(torch.utils.data.Dataset):
@@ -59,8 +60,6 @@ class CocoInstances(torch.utils.data.Dataset):
         return {self.label_of[a["category_id"]] for a in self.anns[self.images[index]["id"]]}
 
     def __getitem__(self, index: int):
-        from annot.plugins.images import load_rgb
-
         im = self.images[index]
         path = require_confined(self.image_root, im["file_name"], "the dataset", f"images[{index}].file_name")
         pixels = load_rgb(path)

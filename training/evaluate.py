@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from annot.validate import coco_index
+
 IOU_TYPES = ("bbox", "segm")
 # COCOeval.stats, in order (summarize(): maxDets 100 for AP, 1/10/100 for AR)
 STAT_NAMES = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl")
@@ -58,17 +60,6 @@ class Evaluation:
         }
 
 
-def _coco(doc: dict):
-    from pycocotools.coco import COCO
-
-    with contextlib.redirect_stdout(io.StringIO()):
-        gt = COCO()
-        # COCOeval rewrites ground-truth segmentations as RLE in place: copies, not the caller's
-        gt.dataset = {**doc, "annotations": [dict(a) for a in doc["annotations"]]}
-        gt.createIndex()
-    return gt
-
-
 def evaluate(gt_doc: dict, results: list[dict], score_threshold: float = 0.5, match_iou: float = 0.5,
              iou_types: tuple[str, ...] = IOU_TYPES) -> Evaluation:
     """Evaluate ``results`` (a COCO results list) against the COCO dataset ``gt_doc``.
@@ -78,7 +69,8 @@ def evaluate(gt_doc: dict, results: list[dict], score_threshold: float = 0.5, ma
     """
     from pycocotools.cocoeval import COCOeval
 
-    gt = _coco(gt_doc)
+    # COCOeval rewrites ground-truth segmentations as RLE in place: copies, not the caller's
+    gt = coco_index({**gt_doc, "annotations": [dict(a) for a in gt_doc["annotations"]]})
     cat_ids = sorted(gt.getCatIds())
     names = {c["id"]: c["name"] for c in gt_doc["categories"]}
     img_ids = set(gt.getImgIds())
@@ -88,19 +80,17 @@ def evaluate(gt_doc: dict, results: list[dict], score_threshold: float = 0.5, ma
     per_class: dict[str, dict[str, float | None]] = {names[c]: {} for c in cat_ids}
     curves: dict[str, list] = {}
     for iou_type in types:
-        quiet = io.StringIO()
-        with contextlib.redirect_stdout(quiet):
-            if results:
-                dt = gt.loadRes([dict(r) for r in results])  # loadRes and COCOeval write into what they get
-                ev = COCOeval(gt, dt, iou_type)
-                ev.evaluate()
-                ev.accumulate()
-                ev.summarize()
-        if not results:
+        if not results:  # pycocotools refuses an empty results list: nothing found scores 0
             coco[iou_type] = {n: 0.0 for n in STAT_NAMES}
             for c in cat_ids:
                 per_class[names[c]][iou_type] = 0.0 if gt.getAnnIds(catIds=[c], iscrowd=False) else None
             continue
+        with contextlib.redirect_stdout(io.StringIO()):
+            dt = gt.loadRes([dict(r) for r in results])  # loadRes and COCOeval write into what they get
+            ev = COCOeval(gt, dt, iou_type)
+            ev.evaluate()
+            ev.accumulate()
+            ev.summarize()
         coco[iou_type] = {n: float(v) for n, v in zip(STAT_NAMES, ev.stats)}
         precision = ev.eval["precision"]  # [iou thresholds, recall points, classes, areas, max dets]
         curves[iou_type] = []
@@ -134,12 +124,12 @@ def _confusion(gt, cat_ids: list[int], results: list[dict], score_threshold: flo
     for r in results:
         if r["score"] >= score_threshold:
             by_image.setdefault(r["image_id"], []).append(r)
+    geometry = _geometry(gt, iou_type)
     for img_id in gt.getImgIds():
         anns = gt.loadAnns(gt.getAnnIds(imgIds=[img_id]))
         truth = [a for a in anns if not a.get("iscrowd")]
         crowd = [a for a in anns if a.get("iscrowd")]
         dets = by_image.get(img_id, [])
-        geometry = _geometry(gt, iou_type)
         g_geom, c_geom = [geometry(a) for a in truth], [geometry(a) for a in crowd]
         d_geom = [_result_geometry(r, iou_type) for r in dets]
         iou = (np.asarray(mask_utils.iou(d_geom, g_geom, [0] * len(truth)), float).reshape(len(dets), len(truth))
