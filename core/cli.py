@@ -43,6 +43,9 @@ class LazyGroup(Group):
         "sam": "annot.plugins.cli:sam",
         "predict": "annot.plugins.predict_cli:predict",
         "serve": "annot.serve.cli:serve",
+        "train": "annot.training.cli:train",
+        "evaluate": "annot.training.cli:evaluate",
+        "retrain": "annot.training.cli:retrain",
     }
 
     def list_commands(self, ctx):

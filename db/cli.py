@@ -347,8 +347,20 @@ def models_list(name, store, as_json):
 
 
 def _metrics_text(m: dict) -> str:
+    """The numbers a listing shows: a trained version's selection metric on val and its test AP (annot
+    evaluate), else the flat numbers it was registered with."""
+    parts = []
+    sel = m.get("selection")
+    if isinstance(sel, dict):
+        parts.append(f"val {sel.get('metric')} {sel.get('value', -1):.3f} (epoch {sel.get('epoch')})")
+    test = m.get("test")
+    if isinstance(test, dict):
+        parts.append(f"test segm AP {test.get('segm', {}).get('AP', -1):.3f}, bbox AP "
+                     f"{test.get('bbox', {}).get('AP', -1):.3f}")
+    if parts:
+        return "; ".join(parts)
     return ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in m.items()
-                     if not isinstance(v, dict))
+                     if isinstance(v, (int, float, str)))
 
 
 @models.command("show")
@@ -460,14 +472,16 @@ def runs_list(stale_after, store, as_json):
     with store.transaction() as s:
         rows = [{"id": r.id, "trigger": r.trigger, "state": run_state(r, now, timedelta(seconds=stale_after)),
                  "model_version_id": r.model_version_id, "started_at": r.started_at, "finished_at": r.finished_at,
-                 "heartbeat_at": r.heartbeat_at, "error": r.error, "params": r.params}
+                 "heartbeat_at": r.heartbeat_at, "epoch": r.epoch, "loss": r.loss, "log": r.log_path,
+                 "error": r.error, "params": r.params}
                 for r in s.scalars(select(TrainingRun).order_by(TrainingRun.id.desc()))]
     if as_json:
         emit_json(rows)
         return
-    print_table("training runs", ["id", "trigger", "state", "started", "heartbeat", "error"],
-                [[r["id"], r["trigger"], r["state"], r["started_at"], r["heartbeat_at"], r["error"] or ""]
-                 for r in rows])
+    print_table("training runs", ["id", "trigger", "state", "started", "heartbeat", "epoch", "loss", "error"],
+                [[r["id"], r["trigger"], r["state"], r["started_at"], r["heartbeat_at"],
+                  "" if r["epoch"] is None else r["epoch"], "" if r["loss"] is None else f"{r['loss']:.3f}",
+                  r["error"] or ""] for r in rows])
 
 
 @runs.command("reap")

@@ -95,7 +95,8 @@ def import_coco(store: Store, name: str, coco_path: Path, image_root: Path, mess
         image_ids = _upsert_images(s, paths, hashed, image_root)
         version = DatasetVersion(
             dataset_id=ds.id, version=(parent.version + 1) if parent else 1, parent_id=parent.id if parent else None,
-            message=message, coco_path=rel, coco_sha256=digest, n_images=len(doc["images"]),
+            message=message, coco_path=rel, coco_sha256=digest, image_root=str(Path(image_root).resolve()),
+            n_images=len(doc["images"]),
             n_instances=sum(counts.values()), counts=counts,
         )
         s.add(version)

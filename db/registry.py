@@ -57,6 +57,25 @@ def trained_on(s, dataset: str | None, scheme: str | None) -> tuple[int | None, 
     return dv.id, sp.id
 
 
+def complete(store: Store, mv_id: int, checkpoint: Path, metrics: dict, config: dict | None = None) -> ModelVersion:
+    """A version registered while ``training`` gets its checkpoint and metrics and becomes ``ready``."""
+    ckpt_path, ckpt_sha = files.put_file(store.files, checkpoint, Path(checkpoint).suffix or ".pt")
+    with store.transaction() as s:
+        mv = s.get(ModelVersion, mv_id)
+        mv.checkpoint_path, mv.checkpoint_sha256, mv.metrics, mv.status = ckpt_path, ckpt_sha, metrics, "ready"
+        if config is not None:
+            mv.config = config
+    return mv
+
+
+def update_metrics(store: Store, mv_id: int, **entries) -> dict:
+    """Set top-level entries of a version's metrics (e.g. ``val``, ``test``); returns them all."""
+    with store.transaction() as s:
+        mv = s.get(ModelVersion, mv_id)
+        mv.metrics = {**(mv.metrics or {}), **entries}
+        return dict(mv.metrics)
+
+
 def get_model(s, ref: str) -> ModelVersion:
     """``NAME@V``, or ``NAME`` for the promoted version."""
     name, ver = parse_ref(ref)
@@ -129,9 +148,11 @@ def start_run(store: Store, trigger: str, params: dict | None = None, model: Mod
     return run
 
 
-def heartbeat(store: Store, run_id: int) -> None:
+def heartbeat(store: Store, run_id: int, **progress) -> None:
+    """The run is alive; ``progress``: ``epoch``, ``loss`` to record with it."""
     with store.transaction() as s:
-        s.execute(update(TrainingRun).where(TrainingRun.id == run_id).values(heartbeat_at=datetime.now(UTC)))
+        s.execute(update(TrainingRun).where(TrainingRun.id == run_id)
+                  .values(heartbeat_at=datetime.now(UTC), **progress))
 
 
 def finish(store: Store, run_id: int, ok: bool, error: str | None = None, status: str | None = None) -> None:

@@ -70,6 +70,8 @@ class DatasetVersion(Base):
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("dataset_versions.id"))
     message: Mapped[str] = mapped_column(Text, default="")
     coco_path: Mapped[str] = mapped_column(Text)  # relative to the store directory
+    # the folder the images were imported from (absolute): where training reads them; None before 0004
+    image_root: Mapped[str | None] = mapped_column(Text)
     coco_sha256: Mapped[str] = mapped_column(String(64))
     n_images: Mapped[int] = mapped_column(Integer)
     n_instances: Mapped[int] = mapped_column(Integer)
@@ -162,6 +164,8 @@ class TrainingRun(Base):
     heartbeat_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     log_path: Mapped[str | None] = mapped_column(Text)
     error: Mapped[str | None] = mapped_column(Text)
+    epoch: Mapped[int | None] = mapped_column(Integer)  # epochs finished, while training
+    loss: Mapped[float | None] = mapped_column(Float)  # the last batch's (training) or epoch's mean loss
 
 
 class AnnotationEvent(Base):

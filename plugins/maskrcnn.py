@@ -15,7 +15,7 @@ Backbones: ``resnet50_fpn_v2`` (torchvision's builder; the GPU default) and
 ``mobilenet_v3_large_fpn`` (Mask R-CNN on torchvision's MobileNetV3-FPN
 backbone; the CPU default). Weights come from a checkpoint file
 (``{"model": state_dict, "classes": [...], "backbone": ..., "min_size": ...,
-"max_size": ...}``, the last three optional); torchvision's COCO weights
+"max_size": ..., "norm": ..., "channels": ..., "min_stride": ...}``, all but the first two optional); torchvision's COCO weights
 (``weights="coco"``) when the machine can download them or has them in the
 torch cache.
 """
@@ -28,16 +28,22 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from torchvision.models import mobilenet_v3_large
 from torchvision.models.detection import (
     MaskRCNN,
     MaskRCNN_ResNet50_FPN_V2_Weights,
     maskrcnn_resnet50_fpn_v2,
 )
 from torchvision.models.detection.anchor_utils import AnchorGenerator
-from torchvision.models.detection.backbone_utils import mobilenet_backbone
+from torchvision.models.detection.backbone_utils import BackboneWithFPN
+from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
+from torchvision.models.detection.mask_rcnn import MaskRCNNHeads
+from torchvision.models.detection.mask_rcnn import MaskRCNNPredictor as MaskRCNNHeadPredictor
 from torchvision.models.detection.roi_heads import maskrcnn_inference
 from torchvision.models.detection.rpn import concat_box_prediction_layers
 from torchvision.ops import boxes as box_ops
+from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
+from torchvision.ops.misc import FrozenBatchNorm2d
 
 from annot.detections import CLASS_PROBS, EMBEDDING, MASK_UNCERTAINTY, Detections
 from annot.errors import AnnotError, reason
@@ -50,19 +56,68 @@ UNUSED = "N/A"  # torchvision's name for the COCO category ids COCO left unused
 UNCERTAIN = (0.05, 0.95)  # soft-mask probabilities counted as uncertain pixels
 
 
-def build(backbone: str, num_classes: int, min_size: int = 800, max_size: int = 1333) -> MaskRCNN:
+NORMS = ("frozen", "batch")
+
+
+def build(backbone: str, num_classes: int, min_size: int = 800, max_size: int = 1333, norm: str = "frozen",
+          channels: int = 256, min_stride: int = 32, **options) -> MaskRCNN:
     """A plain torchvision Mask R-CNN with random weights; ``num_classes``
-    counts the background."""
-    if backbone == "resnet50_fpn_v2":
+    counts the background. ``norm`` (MobileNet): the backbone's
+    normalisation layers, ``frozen`` (torchvision's ``FrozenBatchNorm2d``,
+    right for weights trained elsewhere) or ``batch`` (``BatchNorm2d``, which
+    training from scratch needs: frozen statistics of random weights never
+    adapt); resnet50_fpn_v2 has BatchNorm2d throughout, as torchvision builds it.
+    ``channels`` (MobileNet): the width of the FPN and the heads; 256 is
+    torchvision's model, smaller ones train faster on a CPU (``--preset
+    cpu-tiny``: 64 channels train 4x the images/s of 256 at 128 px, docs/training.md).
+    ``options`` go to torchvision's ``MaskRCNN`` (sampler sizes, proposal
+    counts); they change no weight."""
+    if norm not in NORMS:
+        raise AnnotError(f"unknown norm {norm!r}; known: {', '.join(NORMS)}")
+    if backbone == "resnet50_fpn_v2":  # BatchNorm2d throughout, as torchvision builds (and trained) it
         return maskrcnn_resnet50_fpn_v2(weights=None, weights_backbone=None, num_classes=num_classes,
-                                        min_size=min_size, max_size=max_size)
+                                        min_size=min_size, max_size=max_size, **options)
     if backbone == "mobilenet_v3_large_fpn":
-        bb = mobilenet_backbone(backbone_name="mobilenet_v3_large", weights=None, fpn=True, trainable_layers=6)
-        # three feature maps: anchors as torchvision's fasterrcnn_mobilenet_v3_large_fpn sets them
-        anchors = AnchorGenerator(((32, 64, 128, 256, 512),) * 3, ((0.5, 1.0, 2.0),) * 3)
-        return MaskRCNN(bb, num_classes=num_classes, min_size=min_size, max_size=max_size,
-                        rpn_anchor_generator=anchors)
+        return _mobilenet_maskrcnn(num_classes, min_size, max_size, norm, channels, min_stride, **options)
     raise AnnotError(f"unknown backbone {backbone!r}; known: {', '.join(BACKBONES)}")
+
+
+def _mobilenet_maskrcnn(num_classes: int, min_size, max_size, norm: str, channels: int, min_stride: int,
+                        **options) -> MaskRCNN:
+    """Mask R-CNN on MobileNetV3-Large with an FPN. ``min_stride`` 32 is
+    torchvision's ``mobilenet_backbone(fpn=True)``: two feature maps, both at
+    stride 32 (plus the pooled one), anchors 32..512 on each; with
+    ``channels`` 256 it is torchvision's model, weight for weight. ``min_stride``
+    8 starts the pyramid at the stride-8 stage (maps at 8, 16, 32 and the
+    pooled 64, one anchor size range per level from 16 px): small objects,
+    and small images, keep a map fine enough to find them. The heads scale
+    with ``channels``."""
+    norm_layer = torch.nn.BatchNorm2d if norm == "batch" else FrozenBatchNorm2d
+    body = mobilenet_v3_large(weights=None, norm_layer=norm_layer).features
+    # the first block of each stride (stride 2 convolutions), then the last layer
+    stages = [0] + [i for i, b in enumerate(body) if getattr(b, "_is_cn", False)] + [len(body) - 1]
+    if min_stride == 32:
+        taken = [stages[-2], stages[-1]]
+        sizes = ((32, 64, 128, 256, 512),) * 3
+    elif min_stride == 8:
+        # the last layer of each stride: the block before the next stride's first, and the last layer
+        taken = [stages[3] - 1, stages[4] - 1, stages[-1]]
+        sizes = ((16, 24), (32, 48), (64, 96), (128, 256))
+    else:
+        raise AnnotError(f"min_stride {min_stride}: use 32 (torchvision's) or 8")
+    bb = BackboneWithFPN(body, {str(k): str(v) for v, k in enumerate(taken)},
+                         [_out_channels(body[k]) for k in taken], channels, extra_blocks=LastLevelMaxPool())
+    anchors = AnchorGenerator(sizes, ((0.5, 1.0, 2.0),) * len(sizes))
+    representation = 4 * channels  # 1024 at 256, torchvision's TwoMLPHead
+    return MaskRCNN(bb, num_classes=None, min_size=min_size, max_size=max_size, rpn_anchor_generator=anchors,
+                    box_head=TwoMLPHead(channels * 7 * 7, representation),
+                    box_predictor=FastRCNNPredictor(representation, num_classes),
+                    mask_head=MaskRCNNHeads(channels, (channels,) * 4, 1),
+                    mask_predictor=MaskRCNNHeadPredictor(channels, channels, num_classes), **options)
+
+
+def _out_channels(block) -> int:
+    return block.out_channels if hasattr(block, "out_channels") else block[0].out_channels
 
 
 # -- inference ------------------------------------------------------------------
@@ -297,7 +352,9 @@ class MaskRCNNPredictor:
         classes = list(state["classes"])
         backbone = state.get("backbone") or backbone or self.default_backbone()
         # the input scale it was trained at, when the checkpoint records it
-        model = build(backbone, len(classes) + 1, state.get("min_size", 800), state.get("max_size", 1333))
+        model = build(backbone, len(classes) + 1, state.get("min_size", 800), state.get("max_size", 1333),
+                      norm=state.get("norm", "frozen"), channels=state.get("channels", 256),
+                      min_stride=state.get("min_stride", 32))
         head = state["model"].get("roi_heads.box_predictor.cls_score.weight")
         if head is not None and head.shape[0] != len(classes) + 1:
             raise AnnotError(f"{checkpoint}: its box head has {head.shape[0] - 1} classes but it lists "

@@ -55,6 +55,9 @@ def _check_port_free(host: str, port: int) -> None:
               help="Server processes, each with its own copy of the models.")
 @click.option("--retrain-every", type=click.IntRange(0), default=0,
               help="Start a retrain after this many new or changed annotations (0: only on Start Training).")
+@click.option("--retrain-min-new", type=click.IntRange(0), default=20,
+              help="A retrain trains only when this many annotated images are new since the promoted model's data.")
+@click.option("--retrain-dataset", help="The store dataset retrains import into [default: labelstudio-PROJECT].")
 @click.option("--basic-auth", envvar="ANNOT_SERVE_BASIC_AUTH", show_envvar=True, metavar="USER:PASSWORD",
               help="Require HTTP basic auth on every endpoint but /health (set the same in Label Studio).")
 @click.option("--labelstudio-url", envvar="LABEL_STUDIO_URL", show_envvar=True,
@@ -72,8 +75,8 @@ def _check_port_free(host: str, port: int) -> None:
               help="What one task's image may make the server allocate [default: half of the memory usable here].")
 @click.option("--db", "db_url", envvar="ANNOT_DB", show_envvar=True, help="Store database URL.")
 @click.option("--store", "store_path", envvar="ANNOT_STORE", show_envvar=True, help="Store directory.")
-def serve(spec, checkpoint, weights, sam_checkpoint, host, port, workers, retrain_every, basic_auth, labelstudio_url,
-          labelstudio_token, local_files_root, device, score_threshold, max_body, max_memory, db_url, store_path):
+def serve(spec, checkpoint, weights, sam_checkpoint, host, port, workers, retrain_every, retrain_min_new,
+          retrain_dataset, basic_auth, labelstudio_url, labelstudio_token, local_files_root, device, score_threshold, max_body, max_memory, db_url, store_path):
     """Serve models to Label Studio: pre-annotation, clicks to masks, training triggers."""
     try:
         import uvicorn
@@ -98,7 +101,8 @@ def serve(spec, checkpoint, weights, sam_checkpoint, host, port, workers, retrai
         store_path=str(store_path) if store_path else None, basic_auth=_basic_auth(basic_auth),
         labelstudio_url=check_url(labelstudio_url), labelstudio_token=labelstudio_token,
         local_files_root=str(local_files_root.resolve()) if local_files_root else None,
-        retrain_every=retrain_every, max_body=parse_size(max_body, "--max-body"),
+        retrain_every=retrain_every, retrain_min_new=retrain_min_new, retrain_dataset=retrain_dataset,
+        max_body=parse_size(max_body, "--max-body"),
         max_memory=parse_size(max_memory) if max_memory else Limits.default().max_memory,
     )
     if labelstudio_token and not labelstudio_url:

@@ -35,6 +35,8 @@ class ServeConfig:
     labelstudio_token: str | None = None
     local_files_root: str | None = None
     retrain_every: int = 0  # annotation events that start a retrain; 0: only "Start Training"
+    retrain_min_new: int = 20  # new annotated images a retrain needs before it trains (annot retrain --min-new)
+    retrain_dataset: str | None = None  # the store dataset a project's labels go to (default labelstudio-PROJECT)
     max_body: int = DEFAULT_BODY_LIMIT
     image_cache_bytes: int = 512 << 20
     max_side: int = 2048  # detector input, as in `annot predict`

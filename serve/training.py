@@ -125,7 +125,9 @@ class Training:
     def request(self, project: int, trigger: str, params: dict) -> dict:
         from annot.db.registry import request_run
 
-        params = {**params, "project": project}
+        params = {**params, "project": project, "model": (self.config.model or "maskrcnn").partition("@")[0],
+                  "min_new": self.config.retrain_min_new,
+                  "dataset": self.config.retrain_dataset or f"labelstudio-{project}"}
         outcome, run = request_run(self.store, scope_of(project), trigger, params)
         log_path = self._spawn(run.id) if outcome == "started" else None
         log.info("retrain requested", extra={"project": project, "outcome": outcome, "run": run.id,
@@ -144,6 +146,11 @@ class Training:
             env["ANNOT_DB"] = self.config.db_url
         if self.config.store_path:
             env["ANNOT_STORE"] = self.config.store_path
+        # the job exports the project from Label Studio; the token travels in the environment, never the store
+        if self.config.labelstudio_url:
+            env["LABEL_STUDIO_URL"] = self.config.labelstudio_url
+        if self.config.labelstudio_token:
+            env["LABEL_STUDIO_API_KEY"] = self.config.labelstudio_token
         log_path = Path(self.store.files) / "runs" / f"{run_id}.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.store.transaction() as s:

@@ -403,8 +403,10 @@ def _runs(db):
         return con.execute("SELECT id, scope, status, params, error FROM training_runs ORDER BY id").fetchall()
 
 
-def test_training_triggers_one_run_per_project_and_coalesce(tmp_path):
+def test_training_triggers_one_run_per_project_and_coalesce(tmp_path, monkeypatch):
     from fastapi.testclient import TestClient
+
+    monkeypatch.delenv("LABEL_STUDIO_URL", raising=False)
 
     db = tmp_path / "annot.db"
     app = create_app(ServeConfig(model=None, db_url=f"sqlite:///{db}", store_path=str(tmp_path / "s"),
@@ -427,14 +429,15 @@ def test_training_triggers_one_run_per_project_and_coalesce(tmp_path):
         assert r.json()["status"] == "started"  # two deleted annotations: two changes
         assert c.post("/webhook", json={"action": "PROJECT_UPDATED", "project": {"id": 4}}).json()["status"] \
             == "ignored"
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60
     while any(status in ("running", "queued") for _, _, status, _, _ in _runs(db)):
         assert time.monotonic() < deadline, _runs(db)
         time.sleep(0.2)
     runs = _runs(db)
+    # the job is annot retrain; without Label Studio's URL each run fails, saying so
     assert [(scope, status) for _, scope, status, _, _ in runs] == [
-        ("labelstudio:4", "unavailable"), ("labelstudio:4", "unavailable"), ("labelstudio:5", "unavailable"),
-        ("labelstudio:6", "unavailable"), ("labelstudio:7", "unavailable")]
+        ("labelstudio:4", "failed"), ("labelstudio:4", "failed"), ("labelstudio:5", "failed"),
+        ("labelstudio:6", "failed"), ("labelstudio:7", "failed")]
     assert json.loads(runs[1][3])["triggers"] == 2  # the queued run took the /train trigger too
     import sqlite3
 
@@ -442,9 +445,10 @@ def test_training_triggers_one_run_per_project_and_coalesce(tmp_path):
         logs = dict(con.execute("SELECT id, log_path FROM training_runs").fetchall())
     assert logs[runs[1][0]] == logs[runs[0][0]]  # the follow-up ran in the first run's job
     text = Path(logs[runs[0][0]]).read_text()
-    assert f"run {runs[0][0]}: training not available" in text and f"run {runs[1][0]}:" in text
+    assert f"run {runs[0][0]}: failed: LABEL_STUDIO_URL is not set" in text and f"run {runs[1][0]}:" in text
     assert json.loads(runs[3][3])["changed_annotations"] == 2
-    assert all("training not available" in error for *_, error in runs)
+    assert json.loads(runs[0][3])["dataset"] == "labelstudio-4" and json.loads(runs[0][3])["min_new"] == 20
+    assert all("LABEL_STUDIO_URL is not set" in error for *_, error in runs)
 
 
 def test_versions_and_setup_follow_the_store(tmp_path, annot, monkeypatch, toy_predictor):

@@ -59,13 +59,13 @@ def test_migration_upgrade_keeps_rows(tmp_path, annot):
     res = annot("dataset", "versions", "cars", "--db", url)
     assert res.code == 2 and "run `annot db upgrade`" in res.err
     res = annot("db", "upgrade", "--db", url)
-    assert res.code == 0 and "0001 -> 0003" in res.out
+    assert res.code == 0 and "0001 -> 0004" in res.out
     con = sqlite3.connect(tmp_path / "old.db")
     assert con.execute("SELECT phash, path FROM images").fetchall() == [(-5, "x.png")]
     assert con.execute("SELECT name FROM datasets").fetchall() == [("cars",)]
     assert "model_versions" in {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert "annotation_events" in {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    assert annot("db", "upgrade", "--db", url).out.strip().endswith("already at 0003")
+    assert annot("db", "upgrade", "--db", url).out.strip().endswith("already at 0004")
 
 
 def test_import_versions_unchanged_diff(env, annot, pennfudan_small):

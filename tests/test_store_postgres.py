@@ -84,4 +84,4 @@ def test_store_on_postgresql(pg_url, annot, tmp_path, monkeypatch, toy_predictor
     assert promoted == ["m-v2"]
     assert annot("models", "rollback", "m").out.strip() == "promoted m-v1"
     info = json.loads(annot("db", "info", "--json").out)
-    assert info["revision"] == "0003" and info["images"] == 30
+    assert info["revision"] == "0004" and info["images"] == 30

@@ -64,7 +64,7 @@ def test_resumed_run_ends_at_the_uninterrupted_runs_weights(dataset, tmp_path, d
 def test_one_cycle_schedule_per_batch(dataset, tmp_path):
     seen = []
     trainer = Trainer(tiny(2), dataset, RECIPE, tmp_path)
-    trainer.run(on_batch=lambda epoch, step, loss, lr: seen.append((epoch, step, lr)))
+    trainer.run(on_batch=lambda epoch, step, steps, loss, lr: seen.append((epoch, step, lr)))
     assert trainer.history[-1]["lr"] == seen[-1][2]
     steps = 2  # 3 images in batches of 2
     assert [(e, s) for e, s, _ in seen] == [(e, s) for e in range(3) for s in range(steps)]
