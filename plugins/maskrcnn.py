@@ -15,7 +15,8 @@ Backbones: ``resnet50_fpn_v2`` (torchvision's builder; the GPU default) and
 ``mobilenet_v3_large_fpn`` (Mask R-CNN on torchvision's MobileNetV3-FPN
 backbone; the CPU default). Weights come from a checkpoint file
 (``{"model": state_dict, "classes": [...], "backbone": ..., "min_size": ...,
-"max_size": ..., "norm": ..., "channels": ..., "min_stride": ...}``, all but the first two optional); torchvision's COCO weights
+"max_size": ..., "norm": ..., "channels": ..., "min_stride": ...}``, all but
+the first two optional, as ``annot train`` writes it); torchvision's COCO weights
 (``weights="coco"``) when the machine can download them or has them in the
 torch cache.
 """

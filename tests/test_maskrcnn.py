@@ -158,3 +158,27 @@ def _features(model, images):
     with torch.inference_mode():
         batch, _ = model.transform([torch.from_numpy(im).permute(2, 0, 1).float() / 255 for im in images])
         return model.backbone(batch.tensors)
+
+
+def test_default_mobilenet_build_is_torchvisions_model():
+    """build()'s MobileNet at its defaults is torchvision's mobilenet_backbone(fpn=True) + MaskRCNN, weight for
+    weight, so checkpoints trained on either load into the other; cpu-tiny's variant differs where it says."""
+    from torchvision.models.detection import MaskRCNN
+    from torchvision.models.detection.anchor_utils import AnchorGenerator
+    from torchvision.models.detection.backbone_utils import mobilenet_backbone
+
+    from annot.plugins.maskrcnn import build
+
+    ours = build("mobilenet_v3_large_fpn", 3).state_dict()
+    # the anchors of torchvision's fasterrcnn_mobilenet_v3_large_fpn
+    anchors = AnchorGenerator(((32, 64, 128, 256, 512),) * 3, ((0.5, 1.0, 2.0),) * 3)
+    theirs = MaskRCNN(mobilenet_backbone(backbone_name="mobilenet_v3_large", weights=None, fpn=True,
+                                         trainable_layers=6), num_classes=3, rpn_anchor_generator=anchors).state_dict()
+    assert list(ours) == list(theirs)
+    assert all(ours[k].shape == theirs[k].shape for k in ours)
+    tiny = build("mobilenet_v3_large_fpn", 3, 128, 128, norm="batch", channels=64, min_stride=8)
+    tiny.eval()
+    with torch.no_grad():
+        features = tiny.backbone(torch.zeros(1, 3, 128, 128))
+    assert {k: tuple(v.shape[1:]) for k, v in features.items()} == {
+        "0": (64, 16, 16), "1": (64, 8, 8), "2": (64, 4, 4), "pool": (64, 2, 2)}  # strides 8, 16, 32, 64

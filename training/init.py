@@ -32,7 +32,6 @@ class Init:
     state: dict | None = None
     classes: list[str] | None = None
     architecture: dict | None = None  # backbone, norm, channels (and image_size) of the source
-    parent_id: int | None = None  # the model version it came from
 
 
 def resolve_init(spec: str, store=None, backbone: str | None = None) -> Init:
@@ -59,10 +58,9 @@ def resolve_init(spec: str, store=None, backbone: str | None = None) -> Init:
 
     with store.transaction() as s:
         mv = get_model(s, spec)
-        label, config, mv_id = mv.label, dict(mv.config), mv.id
+        label, config = mv.label, dict(mv.config)
         ckpt = checkpoint_for_loading(store, mv)
     init = _from_file(ckpt, f"{spec} ({label})")
-    init.parent_id = mv_id
     if "image_size" in config:
         init.architecture["image_size"] = config["image_size"]
     return init

@@ -82,7 +82,7 @@ class Plan:
     config: ModelConfig
     recipe: dict
     device: str
-    init_parent_id: int | None = None
+    init: object = None  # the resolved --init (annot.training.init.Init): its weights, loaded once
 
 
 @dataclass
@@ -178,7 +178,7 @@ def plan(store, req: TrainRequest) -> Plan:
     recipe = {"epochs": req.epochs or p["epochs"], "batch_size": req.batch_size or p["batch_size"],
               "max_lr": req.max_lr or p["max_lr"], "seed": req.seed,
               "workers": req.workers if req.workers is not None else (4 if device.startswith("cuda") else 0)}
-    return Plan(req, ref, dv_id, Path(root), train_doc, val_doc, config, recipe, device, init.parent_id)
+    return Plan(req, ref, dv_id, Path(root), train_doc, val_doc, config, recipe, device, init)
 
 
 # -- a run's surroundings -------------------------------------------------------------------------
@@ -373,7 +373,7 @@ def _lead(store, p: Plan, echo, quiet: bool, resume: tuple[int, int] | None = No
     from annot.db.registry import finish, register, start_run
     from annot.db.schema import TrainingRun
 
-    from .init import apply_init, resolve_init
+    from .init import apply_init
 
     if resume is None:
         mv = register(store, p.request.name, dataset=p.dataset_ref, scheme=p.request.scheme,
@@ -402,7 +402,7 @@ def _lead(store, p: Plan, echo, quiet: bool, resume: tuple[int, int] | None = No
             torch.manual_seed(p.recipe["seed"])
             model = p.config.build(train_scales=True)
             if resume is None:
-                kept = apply_init(model, resolve_init(p.request.init, store, p.config.backbone), p.config.classes)
+                kept = apply_init(model, p.init, p.config.classes)
                 trainer = r.trainer(model)
                 log(f"run {run_id}: training {p.request.name} on {p.dataset_ref} ({len(p.train_doc['images'])} "
                     f"train / {len(p.val_doc['images'])} val images), {p.config.backbone} at {p.config.image_size} "
@@ -463,11 +463,11 @@ def _register(store, p: Plan, r: Run, trainer, run_id: int, mv_id: int) -> Train
 
 def _follow(store, p: Plan, rank: int) -> None:
     """A rank other than 0 under torchrun: train in step, write nothing."""
-    from .init import apply_init, resolve_init
+    from .init import apply_init
 
     torch.manual_seed(p.recipe["seed"])
     model = p.config.build(train_scales=True)
-    apply_init(model, resolve_init(p.request.init, store, p.config.backbone), p.config.classes)
+    apply_init(model, p.init, p.config.classes)
     run_dir = Path(store.files) / "runs" / "_rank"  # never written: Trainer.save is rank 0's
     r = Run(store, p, 0, 0, run_dir, RunLog(None), rank=rank)
     r.train(r.trainer(model), None)
