@@ -52,6 +52,12 @@ class NotYetInStore(StoreError):
     commands report it like any store error."""
 
 
+class Interrupted(AnnotError):
+    """Ctrl-C during work that leaves a record (a training run): what was kept and how to go on."""
+
+    exit_code = 130
+
+
 class OutputExists(AnnotError):
     def __init__(self, path):
         super().__init__(f"{path}: already exists; pass --overwrite to replace it")

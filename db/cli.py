@@ -434,6 +434,9 @@ def models_promote(ref, store):
     """Make NAME@VERSION the one serving (atomically un-promotes the previous)."""
     from .registry import promote
 
+    if "@" not in ref:
+        raise click.UsageError(f"{ref}: give the version to promote, NAME@VERSION (annot models list shows them)")
+
     click.echo(f"promoted {promote(store, ref).label}")
 
 
@@ -466,7 +469,7 @@ def runs_list(stale_after, store, as_json):
     from sqlalchemy import select
 
     from .registry import run_state
-    from .schema import TrainingRun
+    from .schema import ModelVersion, TrainingRun
 
     now = datetime.now(UTC)
     with store.transaction() as s:
@@ -475,13 +478,14 @@ def runs_list(stale_after, store, as_json):
                  "heartbeat_at": r.heartbeat_at, "epoch": r.epoch, "loss": r.loss, "log": r.log_path,
                  "error": r.error, "params": r.params}
                 for r in s.scalars(select(TrainingRun).order_by(TrainingRun.id.desc()))]
+        models = {mv.id: mv.label for mv in s.scalars(select(ModelVersion))}
     if as_json:
         emit_json(rows)
         return
-    print_table("training runs", ["id", "trigger", "state", "started", "heartbeat", "epoch", "loss", "error"],
-                [[r["id"], r["trigger"], r["state"], r["started_at"], r["heartbeat_at"],
-                  "" if r["epoch"] is None else r["epoch"], "" if r["loss"] is None else f"{r['loss']:.3f}",
-                  r["error"] or ""] for r in rows])
+    print_table("training runs", ["id", "trigger", "state", "started", "epoch", "loss", "model", "log", "error"],
+                [[r["id"], r["trigger"], r["state"], r["started_at"], "" if r["epoch"] is None else r["epoch"],
+                  "" if r["loss"] is None else f"{r['loss']:.3f}", models.get(r["model_version_id"], ""),
+                  r["log"] or "", r["error"] or ""] for r in rows])
 
 
 @runs.command("reap")

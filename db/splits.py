@@ -173,7 +173,7 @@ def subset_file_names(store: Store, ref: str, scheme: str, subset: str) -> tuple
         version = get_version(s, ref)
         sp = s.scalar(select(Split).where(Split.dataset_id == version.dataset_id, Split.scheme == scheme))
         if sp is None:
-            raise StoreError(f"no split scheme {scheme!r} for this dataset: run `annot dataset split` first")
+            raise StoreError(f"no split scheme {scheme!r} for {ref}: run `annot dataset split {ref}` first")
         rows = s.execute(select(VersionImage.file_name, SplitAssignment.subset)
                          .join(SplitAssignment, (SplitAssignment.image_id == VersionImage.image_id)
                                & (SplitAssignment.split_id == sp.id), isouter=True)

@@ -164,7 +164,8 @@ def test_ctrl_c_fails_the_run_and_resume_ends_at_the_uninterrupted_weights(store
 
     monkeypatch.setattr(Trainer, "save", save_then_ctrl_c)
     res = annot("train", "shapes", *FAST, "--epochs", "3", "--no-promote")
-    assert res.code == 130
+    assert res.code == 130 and res.err.count("\n") == 1
+    assert "interrupted: run 2 is failed; `annot train --resume 2` continues it from epoch-1.pt" in res.err
     runs = json.loads(annot("runs", "list", "--json").out)
     killed = runs[0]
     assert killed["state"] == "failed" and killed["error"] == "interrupted (Ctrl-C)" and killed["epoch"] == 1
@@ -265,3 +266,31 @@ def _config(store, model_ref):
         (config,) = con.execute("SELECT config FROM model_versions WHERE name=? AND version=?",
                                 (name, int(version))).fetchone()
     return json.loads(config)
+
+
+def test_mistakes_are_one_line_before_any_run(store, annot, tmp_path, monkeypatch):
+    (tmp_path / "empty").mkdir()
+    cases = [
+        (("train", "shapes", "--image-root", tmp_path / "empty"), "train/val images are not under"),
+        (("train", "shapes", "--init", "nothere.pt"), "--init nothere.pt: no such file"),
+        (("train", "shapes", "--init", "maskrcnn"), "unknown model 'maskrcnn'"),
+        (("train", "shapes", "--metric", "segm_Ap"), "--metric segm_Ap: use"),
+        (("train", "shapes", "--scheme", "other"), "no split scheme 'other' for shapes"),
+        (("train", "--resume", "7"), "no training run 7"),
+        (("evaluate", "maskrcnn@1", "shapes"), "unknown model 'maskrcnn'"),
+        (("models", "promote", "maskrcnn"), "give the version to promote"),
+    ]
+    for args, message in cases:
+        res = annot(*args)
+        assert res.code == 2 and res.err.count("\n") == 1 and message in res.err, (args, res)
+    monkeypatch.delenv("LABEL_STUDIO_API_KEY", raising=False)
+    res = annot("retrain", "--labelstudio-url", "http://127.0.0.1:9", "--project", "1")
+    assert res.code == 2 and "LABEL_STUDIO_API_KEY is not set" in res.err, res
+    monkeypatch.setenv("LABEL_STUDIO_API_KEY", "x")
+    res = annot("retrain", "--labelstudio-url", "http://127.0.0.1:9", "--project", "1", "--ratios", "1,0,0")
+    assert res.code == 2 and "the val share must be above 0" in res.err, res
+    res = annot("retrain", "--labelstudio-url", "http://127.0.0.1:9", "--project", "1")
+    assert res.code == 2 and "cannot export project 1" in res.err and res.err.count("\n") == 1, res
+    runs = json.loads(annot("runs", "list", "--json").out)
+    assert [(r["trigger"], r["state"]) for r in runs] == [("cli", "failed")]  # only Label Studio's refusal ran
+    assert _models(annot) == {}

@@ -38,7 +38,7 @@ def _fmt(v) -> str:
 @click.option("--device", help="cpu, cuda, cuda:1 [default: cuda when there is one].")
 @click.option("--precision", type=click.Choice(PRECISIONS), default="auto", help="auto: bf16 on GPUs that have "
                                                                                  "it, else fp32.")
-@click.option("--seed", type=int, default=0)
+@click.option("--seed", type=int, default=0, help="Seeds the weights, the order, the flips and the samplers.")
 @click.option("--balance", is_flag=True, help="Class-balanced sampling (an image weighs as its rarest class).")
 @click.option("--workers", type=click.IntRange(0), help="DataLoader processes [default: 4 on GPU, 0 on CPU].")
 @click.option("--image-root", type=click.Path(exists=True, file_okay=False),
@@ -48,8 +48,8 @@ def _fmt(v) -> str:
 @click.option("--min-gain", type=float, default=0.0, help="Promote only when the metric beats the promoted "
                                                           "version's by more than this.")
 @click.option("--no-promote", is_flag=True, help="Register the version as ready, never promote it.")
-@click.option("--find-lr", is_flag=True, help="Run the learning-rate range test, save its plot, print the "
-                                              "suggested --max-lr; trains nothing.")
+@click.option("--find-lr", is_flag=True, help="Run the learning-rate range test (100 batches), save its plot, "
+                                              "print the suggested --max-lr; trains nothing.")
 @click.option("--resume", "resume_run", type=int, metavar="RUN", help="Continue a failed run from its last epoch.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar, no epoch lines.")
 @store_options
@@ -132,7 +132,8 @@ def _find_lr(store, req, as_json: bool) -> None:
 @click.command("evaluate", context_settings={"show_default": True})
 @click.argument("model", metavar="MODEL@VERSION")
 @click.argument("dataset", metavar="DATASET[@VERSION]")
-@click.option("--split", "subset", type=click.Choice(["test", "val", "train", "all"]), default="test")
+@click.option("--split", "subset", type=click.Choice(["test", "val", "train", "all"]), default="test",
+              help="Which images of the split scheme (all: the whole version).")
 @click.option("--scheme", default="default", help="The split scheme --split refers to.")
 @click.option("--score-threshold", type=click.FloatRange(0, 1), default=0.5,
               help="The operating point of precision, recall, F1 and the confusion matrix (AP uses every score).")
@@ -168,6 +169,12 @@ def evaluate(model, dataset, subset, scheme, score_threshold, match_iou, device,
     if root is None:
         raise StoreError(f"{ref}: the store does not know where its images are: give --image-root")
     doc = load_coco(store, version)
+    with store.transaction() as s:
+        model_classes = list(get_model(s, model).config.get("classes") or [])
+    names = [c["name"] for c in doc["categories"]]
+    if model_classes and not set(model_classes) & set(names):
+        raise AnnotError(f"{label} detects {', '.join(model_classes)}; {ref} has {', '.join(names)}: no class in "
+                         f"common, nothing to evaluate")
     if subset != "all":
         doc = subset_doc(doc, subset_file_names(store, ref, scheme, subset)[1])
     if not doc["images"]:
@@ -229,15 +236,16 @@ def _print_evaluation(label: str, ref: str, subset: str, ev, n_images: int) -> N
               help="Which annotation of a task counts, as `annot convert labelstudio` reads them.")
 @click.option("--scheme", default="default", help="The split scheme new images are assigned in.")
 @click.option("--ratios", default="0.8,0.1,0.1", help="train,val,test shares of a new scheme.")
-@click.option("--preset", type=click.Choice(["cpu-tiny", "gpu"]))
-@click.option("--epochs", type=click.IntRange(1))
-@click.option("--batch-size", type=click.IntRange(1))
-@click.option("--max-lr", type=click.FloatRange(0, min_open=True))
-@click.option("--image-size", type=click.IntRange(32))
-@click.option("--device")
-@click.option("--metric", default="segm_AP")
-@click.option("--min-gain", type=float, default=0.0)
-@click.option("--seed", type=int, default=0)
+@click.option("--preset", type=click.Choice(["cpu-tiny", "gpu"]), help="As annot train.")
+@click.option("--epochs", type=click.IntRange(1), help="As annot train [default: the preset's].")
+@click.option("--batch-size", type=click.IntRange(1), help="As annot train [default: the preset's].")
+@click.option("--max-lr", type=click.FloatRange(0, min_open=True), help="As annot train [default: the preset's].")
+@click.option("--image-size", type=click.IntRange(32), help="As annot train [default: the preset's].")
+@click.option("--device", help="cpu, cuda [default: cuda when there is one].")
+@click.option("--metric", default="segm_AP", help="What chooses the epoch and decides promotion.")
+@click.option("--min-gain", type=float, default=0.0, help="Promote only when the metric beats the promoted "
+                                                          "version's by more than this.")
+@click.option("--seed", type=int, default=0, help="Seed of the training run.")
 @store_options
 @json_option
 def retrain(labelstudio_url, project, dataset, min_new, model, init, annotations, scheme, ratios, preset, epochs,

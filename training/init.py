@@ -46,12 +46,17 @@ def resolve_init(spec: str, store=None, backbone: str | None = None) -> Init:
         if backbone not in (None, "resnet50_fpn_v2"):
             raise AnnotError(f"--init coco: torchvision has COCO Mask R-CNN weights for resnet50_fpn_v2 only, "
                              f"not {backbone}")
-        model, classes = coco_model()
+        try:
+            model, classes = coco_model()
+        except AnnotError as e:
+            raise AnnotError(str(e).replace("--weights coco:", "--init coco:", 1)) from None
         return Init("coco", model.state_dict(), classes, {"backbone": "resnet50_fpn_v2", "norm": "batch",
                                                           "channels": 256, "min_stride": 4})
     path = Path(spec)
     if path.is_file():
         return _from_file(path, spec)
+    if "/" in spec or path.suffix in (".pt", ".pth", ".ckpt", ".bin", ".json"):
+        raise AnnotError(f"--init {spec}: no such file")
     if store is None:
         raise AnnotError(f"--init {spec}: no such file, and no store to look a model version up in")
     from annot.db.registry import checkpoint_for_loading, get_model

@@ -6,9 +6,9 @@ promoted version's on the candidate's val set. When the promoted version was
 evaluated on another val set (the split grew since), it is evaluated again
 on the current one first; splits only ever grow, so this compares like with
 like. The candidate is promoted when ``new - old > min_gain``; otherwise it
-stays ``ready`` and the reason is said. With nothing promoted yet ``old``
-is 0, what an untrained model scores: a model that learned nothing is
-never promoted. ``annot models promote``/``rollback`` override.
+stays ``ready`` and the reason is said. With nothing promoted yet the bar
+is the same network untrained, evaluated on the same val images (it scores
+~0): a model must have learned something to be promoted. ``annot models promote``/``rollback`` override.
 """
 
 from __future__ import annotations
@@ -27,7 +27,9 @@ class Decision:
 
 
 def decide(store, candidate: str, metric: str, min_gain: float, val_doc: dict, image_root: Path,
-           device: str = "cpu") -> Decision:
+           device: str = "cpu", untrained=None) -> Decision:
+    """``untrained()``: the metric of the same network untrained on these val
+    images, the bar when nothing is promoted (default 0, what it scores)."""
     from annot.db.registry import get_model, promote
     from annot.errors import NotYetInStore
 
@@ -46,13 +48,15 @@ def decide(store, candidate: str, metric: str, min_gain: float, val_doc: dict, i
     what = f"val {metric.replace('_', ' ')}"
     if new < 0:
         return Decision(False, f"{new_label}: {what} could not be measured (no val ground truth)", new, None)
-    if old_mv is None:  # compared with 0, what an untrained model scores
-        if new > min_gain:
+    if old_mv is None:  # the bar: the same network untrained, measured on the same images
+        bar = untrained() if untrained is not None else 0.0
+        if new - bar > min_gain:
             promote(store, candidate)
-            return Decision(True, f"{new_label} is the first promoted version of {name} ({what} {new:.4f} > "
-                                  f"--min-gain {min_gain:g})", new, None)
-        return Decision(False, f"{what} {new:.4f} is not above --min-gain {min_gain:g} (nothing is promoted: "
-                               f"an untrained model's 0 is the bar)", new, None)
+            return Decision(True, f"{new_label} is the first promoted version of {name}: {what} {new:.4g} beats "
+                                  f"the untrained network's {bar:.4g} by more than --min-gain {min_gain:g}",
+                            new, None)
+        return Decision(False, f"{what} {new:.4g} does not beat the untrained network's {bar:.4g} by more than "
+                               f"--min-gain {min_gain:g} (nothing is promoted yet)", new, None)
     reevaluated = False
     if old_val.get("images_sha256") != digest:
         old_val = reevaluate(store, old_id, val_doc, image_root, device)
@@ -61,9 +65,9 @@ def decide(store, candidate: str, metric: str, min_gain: float, val_doc: dict, i
     again = f" (re-evaluated on the current {len(val_doc['images'])} val images)" if reevaluated else ""
     if new - old > min_gain:
         promote(store, candidate)
-        return Decision(True, f"{what} {new:.4f} beats {old_label}'s {old:.4f}{again} by {new - old:+.4f} "
+        return Decision(True, f"{what} {new:.4g} beats {old_label}'s {old:.4g}{again} by {new - old:+.4g} "
                               f"(> --min-gain {min_gain:g})", new, old, reevaluated)
-    return Decision(False, f"{what} {new:.4f} vs {old_label}'s {old:.4f}{again}: a gain of {new - old:+.4f} is "
+    return Decision(False, f"{what} {new:.4g} vs {old_label}'s {old:.4g}{again}: a gain of {new - old:+.4g} is "
                            f"not above --min-gain {min_gain:g}; {old_label} stays promoted", new, old, reevaluated)
 
 

@@ -134,8 +134,8 @@ def export_tasks(url: str, token: str | None, project: int, page_size: int = 100
     """Every task of the project with its annotations, as Label Studio's JSON export has them."""
     from label_studio_sdk.client import LabelStudio
 
-    ls = LabelStudio(base_url=url, api_key=token)
     try:
+        ls = LabelStudio(base_url=url, api_key=token)
         return [t.model_dump(mode="json") for t in ls.tasks.list(project=project, fields="all", page_size=page_size)]
     except Exception as e:  # the SDK raises its ApiError, httpx's errors, ...
         raise AnnotError(f"Label Studio at {url}: cannot export project {project}: {_one_line(e)}") from None
@@ -235,11 +235,29 @@ def new_annotated_images(store, version_id: int, base_version_id: int | None) ->
     return len(rows - base)
 
 
+def check_request(store, req: RetrainRequest) -> None:
+    """What can be wrong before Label Studio is asked anything: the token, the options."""
+    from annot.db.splits import parse_ratios
+
+    from .init import resolve_init
+    from .train import check_metric
+
+    if not req.token:
+        raise AnnotError("LABEL_STUDIO_API_KEY is not set: annot retrain exports the project with it (a personal "
+                         "access token from Label Studio's Account & Settings, or a legacy token)")
+    check_metric(req.train.get("metric", "segm_AP"))
+    if parse_ratios(req.ratios)["val"] <= 0:
+        raise AnnotError(f"--ratios {req.ratios}: the val share must be above 0 (training picks its epoch on val)")
+    if req.init:
+        resolve_init(req.init, store)
+
+
 def retrain(store, req: RetrainRequest, echo=print, run_id: int | None = None) -> RetrainSummary:
     """The whole job. ``run_id``: a running run the caller already holds
     (``annot serve``'s webhook path); else one is claimed here."""
     from annot.db.registry import finish
 
+    check_request(store, req)
     lock = Path(store.files) / "locks" / f"retrain-{req.dataset_name}.lock"
     with file_lock(lock) as held:
         if not held:

@@ -126,6 +126,17 @@ def subset_doc(doc: dict, names: set[str]) -> dict:
     return {**doc, "images": images, "annotations": [a for a in doc["annotations"] if a["image_id"] in ids]}
 
 
+def check_images(root: Path, images: list[dict], ref: str) -> None:
+    """Every image a run reads is there, before any run or version is recorded."""
+    from annot.paths import require_confined
+
+    missing = [im["file_name"] for im in images
+               if not require_confined(root, im["file_name"], ref, "file_name").is_file()]
+    if missing:
+        raise AnnotError(f"{ref}: {len(missing)} of its {len(images)} train/val images are not under {root} (first: "
+                         f"{missing[0]}): give --image-root, the folder the COCO file names are relative to")
+
+
 def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
@@ -159,6 +170,7 @@ def plan(store, req: TrainRequest) -> Plan:
     if not val_doc["images"]:
         raise AnnotError(f"{ref}: the split scheme {req.scheme!r} puts no image in val, and the best epoch is "
                          f"chosen on val: split with a val share (annot dataset split --ratios 0.8,0.1,0.1)")
+    check_images(Path(root), train_doc["images"] + val_doc["images"], ref)
     device = req.device or default_device()
     p = preset(req.preset or ("gpu" if device.startswith("cuda") else "cpu-tiny"))
     init = resolve_init(req.init, store, req.backbone)
@@ -227,8 +239,14 @@ class Heartbeat:
         return self
 
     def __exit__(self, *exc):
+        from annot.db.registry import heartbeat
+
         self._stop.set()
         self._thread.join()
+        try:  # the last progress, not whatever the thread wrote last
+            heartbeat(self.store, self.run_id, **self.progress)
+        except Exception:
+            pass
 
 
 # -- training ---------------------------------------------------------------------------------------
@@ -242,6 +260,7 @@ class Run:
         self.store, self.plan, self.run_id, self.mv_id, self.run_dir = store, p, run_id, mv_id, run_dir
         self.log, self.rank, self.quiet = log, rank, quiet
         self.lrs: list[float] = []
+        self.heartbeat: Heartbeat | None = None
         self.best: dict | None = None  # {"epoch", "value", "metrics"}
         self.best_path = run_dir / "best.pt"
 
@@ -261,9 +280,12 @@ class Run:
                        dtype=training_dtype(self.plan.device, self.plan.request.precision))
 
     def evaluate(self, model):
+        return self.evaluate_plan(self.plan, model)
+
+    @staticmethod
+    def evaluate_plan(p: Plan, model):
         from .predictions import evaluate_model
 
-        p = self.plan
         return evaluate_model(model, p.config.classes, p.val_doc, p.image_root, p.device,
                               "bf16" if p.request.precision == "bf16" else "auto")
 
@@ -274,6 +296,7 @@ class Run:
 
         metric = self.plan.request.metric
         epochs = trainer.recipe.epochs
+        self.heartbeat = heartbeat
         while trainer.epoch < epochs:
             e = trainer.epoch + 1
             bar = tqdm(total=None, desc=f"epoch {e}/{epochs}", unit="batch", leave=False,
@@ -294,8 +317,6 @@ class Run:
             if self.rank == 0:
                 self.log(f"epoch {e}/{epochs}: loss {h['loss']:.4f}, val {metric} {h['val']:.4f}, "
                          f"{time.perf_counter() - started:.0f} s")
-                if heartbeat is not None:
-                    heartbeat.progress = {"epoch": e, "loss": h["loss"]}
                 train_curves(trainer.history, self.lrs, metric, self.run_dir / "train_curves.png")
                 _keep_last_checkpoint(self.run_dir, e)
 
@@ -307,7 +328,10 @@ class Run:
             return
         from annot.db.registry import heartbeat
 
-        heartbeat(self.store, self.run_id, epoch=trainer.epoch, loss=trainer.history[-1]["loss"])  # at once
+        progress = {"epoch": trainer.epoch, "loss": trainer.history[-1]["loss"]}
+        if self.heartbeat is not None:
+            self.heartbeat.progress = progress
+        heartbeat(self.store, self.run_id, **progress)  # the epoch's end, at once
         ev = self.evaluate(trainer.model)
         trainer.model.train()
         value = metric_value(ev.coco, self.plan.request.metric)
@@ -422,9 +446,14 @@ def _lead(store, p: Plan, echo, quiet: bool, resume: tuple[int, int] | None = No
             f"{result.best_epoch}); {'promoted' if result.promoted else 'not promoted'}: {result.reason}")
         return result
     except KeyboardInterrupt:
+        from annot.errors import Interrupted
+
         finish(store, run_id, ok=False, error="interrupted (Ctrl-C)")
-        log(f"run {run_id}: interrupted; `annot train --resume {run_id}` continues it")
-        raise
+        ckpt = last_checkpoint(run_dir)
+        how = (f"`annot train --resume {run_id}` continues it from {ckpt.name}" if ckpt is not None
+               else "no epoch had finished: nothing to resume, train anew")
+        log(f"run {run_id}: interrupted; {how}")
+        raise Interrupted(f"interrupted: run {run_id} is failed; {how}") from None
     except BaseException as e:
         from annot.errors import reason
 
@@ -453,12 +482,19 @@ def _register(store, p: Plan, r: Run, trainer, run_id: int, mv_id: int) -> Train
     ref = f"{name}@{ver}"
     baseline = None
     if p.request.promote:
-        decision = decide(store, ref, p.request.metric, p.request.min_gain, p.val_doc, p.image_root, p.device)
+        decision = decide(store, ref, p.request.metric, p.request.min_gain, p.val_doc, p.image_root, p.device,
+                          untrained=lambda: untrained_value(p))
         promoted, why, baseline = decision.promoted, decision.reason, decision.old
     else:
         promoted, why = False, "--no-promote"
     return TrainResult(run_id, ref, mv_id, p.request.metric, best["value"], best["epoch"], promoted, why,
                        r.run_dir, trainer.history, baseline)
+
+
+def untrained_value(p: Plan) -> float:
+    """The metric of the same network untrained (seeded), on the same val images: the bar when nothing is promoted."""
+    torch.manual_seed(p.recipe["seed"])
+    return metric_value(Run.evaluate_plan(p, p.config.build()).coco, p.request.metric)
 
 
 def _follow(store, p: Plan, rank: int) -> None:
