@@ -57,7 +57,10 @@ def retrain_run(store, run_id: int, params: dict, echo):
     if not url:
         raise AnnotError("LABEL_STUDIO_URL is not set: the retrain job exports the project from Label Studio "
                          "(start annot serve with --labelstudio-url)")
-    from annot.training.retrain import RetrainRequest, retrain  # torch and the rest: only when there is work
+    from annot.training.retrain import (  # torch and the rest: only when there is work
+        RetrainRequest,
+        retrain,
+    )
 
     req = RetrainRequest(url, os.environ.get("LABEL_STUDIO_API_KEY"), int(params["project"]),
                          dataset=params.get("dataset"), min_new=int(params.get("min_new", 20)),
