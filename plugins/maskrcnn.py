@@ -36,7 +36,7 @@ from torchvision.models.detection import (
     maskrcnn_resnet50_fpn_v2,
 )
 from torchvision.models.detection.anchor_utils import AnchorGenerator
-from torchvision.models.detection.backbone_utils import BackboneWithFPN
+from torchvision.models.detection.backbone_utils import BackboneWithFPN, mobilenet_backbone
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
 from torchvision.models.detection.mask_rcnn import MaskRCNNHeads
 from torchvision.models.detection.mask_rcnn import MaskRCNNPredictor as MaskRCNNHeadPredictor
@@ -94,6 +94,12 @@ def _mobilenet_maskrcnn(num_classes: int, min_size, max_size, norm: str, channel
     and small images, keep a map fine enough to find them. The heads scale
     with ``channels``."""
     norm_layer = torch.nn.BatchNorm2d if norm == "batch" else FrozenBatchNorm2d
+    if min_stride == 32 and channels == 256:  # torchvision's own builders, in their order of random draws
+        bb = mobilenet_backbone(backbone_name="mobilenet_v3_large", weights=None, fpn=True, trainable_layers=6,
+                                norm_layer=norm_layer)
+        anchors = AnchorGenerator(((32, 64, 128, 256, 512),) * 3, ((0.5, 1.0, 2.0),) * 3)
+        return MaskRCNN(bb, num_classes=num_classes, min_size=min_size, max_size=max_size,
+                        rpn_anchor_generator=anchors, **options)
     body = mobilenet_v3_large(weights=None, norm_layer=norm_layer).features
     # the first block of each stride (stride 2 convolutions), then the last layer
     stages = [0] + [i for i, b in enumerate(body) if getattr(b, "_is_cn", False)] + [len(body) - 1]
