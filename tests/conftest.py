@@ -70,6 +70,17 @@ def convert(annot, tmp_path):
     return run
 
 
+@pytest.fixture
+def deterministic():
+    """torch's deterministic algorithms for one test (resume equivalence)."""
+    import torch
+
+    before = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True)
+    yield
+    torch.use_deterministic_algorithms(before)
+
+
 @pytest.fixture(scope="session")
 def tiny_maskrcnn():
     """A Mask R-CNN trained for a few steps in-process (tests/tiny_models.py), shared by the session."""

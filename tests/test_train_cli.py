@@ -135,14 +135,6 @@ def test_evaluate_stores_pycocotools_numbers(store, annot, shapes_data):
     os.unlink(plot)
 
 
-@pytest.fixture
-def deterministic():
-    before = torch.are_deterministic_algorithms_enabled()
-    torch.use_deterministic_algorithms(True)
-    yield
-    torch.use_deterministic_algorithms(before)
-
-
 def _weights(path):
     return torch.load(path, map_location="cpu", weights_only=True)["model"]
 

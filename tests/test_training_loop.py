@@ -33,14 +33,6 @@ def dataset(tmp_path):
     return CocoInstances(doc, tmp_path / "img", flip=0.5, seed=RECIPE.seed)
 
 
-@pytest.fixture
-def deterministic():
-    before = torch.are_deterministic_algorithms_enabled()
-    torch.use_deterministic_algorithms(True)
-    yield
-    torch.use_deterministic_algorithms(before)
-
-
 def test_resumed_run_ends_at_the_uninterrupted_runs_weights(dataset, tmp_path, deterministic):
     torch.manual_seed(11)
     whole = Trainer(tiny(2), dataset, RECIPE, tmp_path / "whole")
