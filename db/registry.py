@@ -76,6 +76,16 @@ def update_metrics(store: Store, mv_id: int, **entries) -> dict:
         return dict(mv.metrics)
 
 
+def add_evaluation(store: Store, mv_id: int, key: str, entry: dict, **entries) -> None:
+    """Record an evaluation under ``metrics["evaluations"][key]`` (and ``entries`` at the top level), in one
+    transaction: two evaluations of a version at once both stay."""
+    with store.transaction() as s:
+        mv = s.get(ModelVersion, mv_id)
+        metrics = dict(mv.metrics or {})
+        metrics["evaluations"] = {**(metrics.get("evaluations") or {}), key: entry}
+        mv.metrics = {**metrics, **entries}
+
+
 def get_model(s, ref: str) -> ModelVersion:
     """``NAME@V``, or ``NAME`` for the promoted version."""
     name, ver = parse_ref(ref)

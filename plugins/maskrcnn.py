@@ -241,7 +241,7 @@ def mask_uncertainty(soft: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
 # -- weights --------------------------------------------------------------------
 
 
-def _load_checkpoint(path) -> dict:
+def load_checkpoint(path) -> dict:
     """``{"model": state_dict, "classes": [...], ...}``; one clear line when it is not that."""
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
@@ -355,7 +355,7 @@ class MaskRCNNPredictor:
         self.model = model.to(self.device).eval()
 
     def _from_checkpoint(self, checkpoint, backbone: str | None) -> tuple[MaskRCNN, list[str]]:
-        state = _load_checkpoint(checkpoint)
+        state = load_checkpoint(checkpoint)
         classes = list(state["classes"])
         backbone = state.get("backbone") or backbone or self.default_backbone()
         # the input scale it was trained at, when the checkpoint records it

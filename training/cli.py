@@ -153,7 +153,7 @@ def evaluate(model, dataset, subset, scheme, score_threshold, match_iou, device,
     from tqdm import tqdm
 
     from annot.db.datasets import get_version, load_coco
-    from annot.db.registry import get_model, update_metrics
+    from annot.db.registry import add_evaluation, get_model
     from annot.db.splits import subset_file_names
     from annot.errors import StoreError
 
@@ -163,14 +163,12 @@ def evaluate(model, dataset, subset, scheme, score_threshold, match_iou, device,
 
     with store.transaction() as s:
         mv = get_model(s, model)
-        mv_id, label = mv.id, mv.label
+        mv_id, label, model_classes = mv.id, mv.label, list(mv.config.get("classes") or [])
         version = get_version(s, dataset)
         ref, root = f"{version.dataset.name}@{version.version}", image_root or version.image_root
     if root is None:
         raise StoreError(f"{ref}: the store does not know where its images are: give --image-root")
     doc = load_coco(store, version)
-    with store.transaction() as s:
-        model_classes = list(get_model(s, model).config.get("classes") or [])
     names = [c["name"] for c in doc["categories"]]
     if model_classes and not set(model_classes) & set(names):
         raise AnnotError(f"{label} detects {', '.join(model_classes)}; {ref} has {', '.join(names)}: no class in "
@@ -188,10 +186,7 @@ def evaluate(model, dataset, subset, scheme, score_threshold, match_iou, device,
     ev = run_evaluate(doc, results, score_threshold=score_threshold, match_iou=match_iou)
     key = f"{ref}/{scheme}/{subset}" if subset != "all" else f"{ref}/all"
     entry = {**ev.metrics(), "images": len(doc["images"]), "images_sha256": images_digest(doc)}
-    with store.transaction() as s:
-        evaluations = dict(get_model(s, model).metrics.get("evaluations") or {})
-    evaluations[key] = entry
-    update_metrics(store, mv_id, evaluations=evaluations, **({subset: entry} if subset in ("test",) else {}))
+    add_evaluation(store, mv_id, key, entry, **({"test": entry} if subset == "test" else {}))
     if plot:
         from .plots import pr_curves
 

@@ -72,9 +72,9 @@ def resolve_init(spec: str, store=None, backbone: str | None = None) -> Init:
 
 
 def _from_file(path: Path, source: str) -> Init:
-    from annot.plugins.maskrcnn import _load_checkpoint
+    from annot.plugins.maskrcnn import load_checkpoint
 
-    state = _load_checkpoint(path)
+    state = load_checkpoint(path)
     arch = {"backbone": state.get("backbone") or "mobilenet_v3_large_fpn", "norm": state.get("norm", "frozen"),
             "channels": state.get("channels", 256), "min_stride": state.get("min_stride", 32)}
     if "min_size" in state:

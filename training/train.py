@@ -307,8 +307,8 @@ class Run:
                 bar.set_postfix(loss=f"{loss:.3f}", lr=f"{lr:.2g}", refresh=False)
                 bar.update()
                 self.lrs.append(lr)
-                if heartbeat is not None:
-                    heartbeat.progress = {"epoch": epoch, "loss": loss}
+                if self.heartbeat is not None:
+                    self.heartbeat.progress = {"epoch": epoch, "loss": loss}
 
             started = time.perf_counter()
             trainer.run(until=e, on_batch=on_batch, on_epoch=self._on_epoch)
@@ -477,9 +477,8 @@ def _register(store, p: Plan, r: Run, trainer, run_id: int, mv_id: int) -> Train
                "history": trainer.history, "run": run_id}
     complete(store, mv_id, r.best_path, metrics)
     with store.transaction() as s:
-        label = s.get(ModelVersion, mv_id).label
-    name, ver = label.rsplit("-v", 1)
-    ref = f"{name}@{ver}"
+        mv = s.get(ModelVersion, mv_id)
+        ref = f"{mv.name}@{mv.version}"
     baseline = None
     if p.request.promote:
         decision = decide(store, ref, p.request.metric, p.request.min_gain, p.val_doc, p.image_root, p.device,
@@ -493,8 +492,10 @@ def _register(store, p: Plan, r: Run, trainer, run_id: int, mv_id: int) -> Train
 
 def untrained_value(p: Plan) -> float:
     """The metric of the same network untrained (seeded), on the same val images: the bar when nothing is promoted."""
-    torch.manual_seed(p.recipe["seed"])
-    return metric_value(Run.evaluate_plan(p, p.config.build()).coco, p.request.metric)
+    with torch.random.fork_rng():  # the caller's generator state is left as it was
+        torch.manual_seed(p.recipe["seed"])
+        model = p.config.build()
+    return metric_value(Run.evaluate_plan(p, model).coco, p.request.metric)
 
 
 def _follow(store, p: Plan, rank: int) -> None:
