@@ -26,9 +26,11 @@ test images, 128 px), the same measurement. Goal: segm AP >= 0.5 in 5 minutes.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -52,8 +54,8 @@ def cpu_tiny(classes, image_size: int, channels: int | None = None) -> ModelConf
 
 
 # later epochs are slower than the first (more positive RoIs reach the mask head as the model learns): the
-# first epoch x this is what an epoch costs on average (16 shapes epochs: 6.6 min against 4.9 predicted)
-SLOWER_LATER = 1.35
+# first epoch x this is what an epoch costs on average (shapes, cpu-tiny, 2026-12-01: 1.16 and 1.21 measured)
+SLOWER_LATER = 1.2
 
 
 def pennfudan_split():
@@ -146,8 +148,9 @@ def throughput(args) -> None:
 
 def learn(train_doc, test_doc, root: Path, classes, image_size: int, minutes: list[float], seeds: list[int],
           batch_size: int, max_lr: float, optimizer: str = "sgd", weight_decay: float = 1e-4,
-          channels: int | None = None) -> None:
+          channels: int | None = None, heads: dict | None = None, clip: float | None = None) -> None:
     config = cpu_tiny(classes, image_size, channels)
+    config = replace(config, heads={**config.heads, **(heads or {})})
     steps = math.ceil(len(train_doc["images"]) / batch_size)
     # the time of one epoch, measured (the first steps of a throwaway run)
     torch.manual_seed(0)
@@ -171,7 +174,7 @@ def learn(train_doc, test_doc, root: Path, classes, image_size: int, minutes: li
             trainer = Trainer(config.build(train_scales=True),
                               CocoInstances(train_doc, root, classes, flip=0.5, seed=seed),
                               Recipe(epochs=epochs, batch_size=batch_size, max_lr=max_lr, seed=seed,
-                                     optimizer=optimizer, weight_decay=weight_decay),
+                                     optimizer=optimizer, weight_decay=weight_decay, clip_grad_norm=clip),
                               Path("/tmp/annot-bench-train"))
             trainer.save = lambda: None
             start = time.perf_counter()
@@ -198,24 +201,29 @@ def main() -> None:
     t.add_argument("--batch-size", type=int, default=4)
     t.add_argument("--image-size", type=int, default=256)
     t.add_argument("--repeat", type=int, default=3)
-    for name, size, lr in (("pennfudan", 256, 0.02), ("shapes", 128, 0.02)):
+    tiny = preset("cpu-tiny")
+    for name, size in (("pennfudan", 256), ("shapes", 128)):
         p = sub.add_parser(name)
         p.add_argument("--minutes", type=float, nargs="+", default=[5, 10, 20] if name == "pennfudan" else [5])
         p.add_argument("--seeds", type=int, nargs="+", default=[0])
         p.add_argument("--batch-size", type=int, default=4)
         p.add_argument("--image-size", type=int, default=size)
-        p.add_argument("--max-lr", type=float, default=lr)
+        p.add_argument("--max-lr", type=float, default=tiny["max_lr"])
         p.add_argument("--optimizer", choices=["sgd", "adamw"], default="sgd")
         p.add_argument("--channels", type=int, default=None, help="FPN and head width [default: cpu-tiny's]")
         p.add_argument("--weight-decay", type=float, default=1e-4)
+        p.add_argument("--heads", type=json.loads, default={}, help="torchvision MaskRCNN options over cpu-tiny's, "
+                                                                   "as JSON")
+        p.add_argument("--clip", type=float, default=tiny["clip_grad_norm"], help="gradient norm clipping")
     args = ap.parse_args()
+    print("options:", vars(args), flush=True)
     torch.set_num_threads(torch.get_num_threads())
     if args.what == "throughput":
         throughput(args)
     elif args.what == "pennfudan":
         train_doc, test_doc = pennfudan_split()
         learn(train_doc, test_doc, PENNFUDAN, ["pedestrian"], args.image_size, args.minutes, args.seeds,
-              args.batch_size, args.max_lr, args.optimizer, args.weight_decay, args.channels)
+              args.batch_size, args.max_lr, args.optimizer, args.weight_decay, args.channels, args.heads, args.clip)
     else:
         import tempfile
 
@@ -229,7 +237,7 @@ def main() -> None:
             for im in doc["images"]:
                 im["file_name"] = f"{folder}/{im['file_name']}"
         learn(train_doc, test_doc, root, ["square", "disc", "triangle"], args.image_size, args.minutes,
-              args.seeds, args.batch_size, args.max_lr, args.optimizer, args.weight_decay, args.channels)
+              args.seeds, args.batch_size, args.max_lr, args.optimizer, args.weight_decay, args.channels, args.heads, args.clip)
 
 
 if __name__ == "__main__":

@@ -74,3 +74,37 @@ def test_batch_order_depends_on_seed_and_epoch_only():
     torch.manual_seed(2)
     assert batch_order(50, 3, 0) == a and sorted(a) == list(range(50))
     assert batch_order(50, 3, 1) != a and batch_order(50, 4, 0) != a
+
+
+@pytest.mark.parametrize("clip", [None, 1e-3])
+def test_gradient_clipping_bounds_the_first_step(dataset, tmp_path, clip):
+    """SGD's first step moves the weights by the learning rate x the gradient
+    (the momentum buffer starts as the gradient): with ``clip_grad_norm`` the
+    gradient's norm is the clip, without it the gradient's own, far larger."""
+    recipe = Recipe(epochs=3, batch_size=4, max_lr=0.01, weight_decay=0.0, seed=3, clip_grad_norm=clip)
+    trainer = Trainer(tiny(2), dataset, recipe, tmp_path)  # 3 images: one step an epoch
+    before = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
+    first = []
+
+    def after_the_first_step(epoch, step, steps, loss, lr):
+        if epoch == 0:
+            moved = sum(((p.detach() - before[n]) ** 2).sum() for n, p in trainer.model.named_parameters())
+            first.append(float(torch.sqrt(moved)) / lr)
+
+    trainer.run(on_batch=after_the_first_step)
+    (moved_per_lr,) = first
+    if clip is None:
+        assert moved_per_lr > 100 * 1e-3  # the raw gradient's norm: the clip below really bites
+    else:
+        assert moved_per_lr == pytest.approx(clip, rel=1e-3)
+
+
+def test_range_test_clips_like_the_recipe(dataset):
+    """Rates up to 10 make the unclipped tiny model diverge; clipped to a
+    norm of 1e-6 its weights cannot move enough to, and every step is taken."""
+    from annot.training.find_lr import range_test
+
+    free = range_test(tiny(2), dataset, 2, start=1e-3, end=10.0, steps=20)
+    clipped = range_test(tiny(2), dataset, 2, start=1e-3, end=10.0, steps=20, clip_grad_norm=1e-6)
+    assert free.diverged and len(free.lrs) < 20
+    assert not clipped.diverged and len(clipped.lrs) == 20

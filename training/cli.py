@@ -110,7 +110,7 @@ def _find_lr(store, req, as_json: bool) -> None:
     dataset = CocoInstances(p.train_doc, p.image_root, p.config.classes, flip=0.5, seed=p.recipe["seed"])
     with tqdm(total=100, desc="LR range test", unit="batch", disable=as_json) as bar:
         test = range_test(torch_model, dataset, p.recipe["batch_size"], p.device, seed=p.recipe["seed"],
-                          on_step=lambda step, lr, loss: (bar.set_postfix(lr=f"{lr:.2g}", loss=f"{loss:.3f}"),
+                          clip_grad_norm=p.recipe["clip_grad_norm"], on_step=lambda step, lr, loss: (bar.set_postfix(lr=f"{lr:.2g}", loss=f"{loss:.3f}"),
                                                           bar.update()))
     out = Path(store.files) / "runs" / f"find-lr-{p.dataset_ref.replace('@', '-v')}.png"
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -31,10 +31,11 @@ class RangeTest:
 
 def range_test(model: torch.nn.Module, dataset, batch_size: int, device: str = "cpu", start: float = 1e-5,
                end: float = 1.0, steps: int = 100, seed: int = 0, momentum: float = 0.9,
-               weight_decay: float = 1e-4, on_step=None) -> RangeTest:
+               weight_decay: float = 1e-4, clip_grad_norm: float | None = None, on_step=None) -> RangeTest:
+    """``clip_grad_norm``: the recipe's, so the suggestion fits the run it is for."""
     model = copy.deepcopy(model).to(device).train()
-    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=start, momentum=momentum,
-                          weight_decay=weight_decay)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.SGD(params, lr=start, momentum=momentum, weight_decay=weight_decay)
     factor = (end / start) ** (1 / max(steps - 1, 1))
     lrs, losses, avg, best, beta = [], [], 0.0, math.inf, 0.98
     order, epoch, diverged = [], 0, False
@@ -52,6 +53,8 @@ def range_test(model: torch.nn.Module, dataset, batch_size: int, device: str = "
                           for t in targets]).values())
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        if clip_grad_norm is not None:
+            torch.nn.utils.clip_grad_norm_(params, clip_grad_norm)
         opt.step()
         value = float(loss.detach())
         if on_step is not None:

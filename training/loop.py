@@ -41,6 +41,7 @@ class Recipe:
     seed: int = 0
     workers: int = 0
     optimizer: str = "sgd"  # sgd (momentum) | adamw
+    clip_grad_norm: float | None = None  # gradients rescaled to at most this total L2 norm
 
 
 def batch_order(n: int, seed: int, epoch: int) -> list[int]:
@@ -124,8 +125,8 @@ class Trainer:
             self.forward = torch.nn.parallel.DistributedDataParallel(
                 model, device_ids=[torch.device(device).index] if str(device).startswith("cuda") else None)
         self.checkpoints = Path(checkpoints)
-        params = [p for p in model.parameters() if p.requires_grad]
-        self.optimizer = make_optimizer(params, recipe)
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        self.optimizer = make_optimizer(self.params, recipe)
         per_process = len(shard(list(range(len(dataset))), 0, self.world))
         self.scheduler = torch.optim.lr_scheduler.OneCycleLR(
             self.optimizer, max_lr=recipe.max_lr, epochs=recipe.epochs,
@@ -184,6 +185,8 @@ class Trainer:
                     loss = sum(self.forward(images, targets).values())
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
+                if self.recipe.clip_grad_norm is not None:
+                    torch.nn.utils.clip_grad_norm_(self.params, self.recipe.clip_grad_norm)
                 self.optimizer.step()
                 self.scheduler.step()
                 value = float(loss.detach())

@@ -20,12 +20,12 @@ from annot.errors import AnnotError
 
 # torchvision's MaskRCNN options (no weights depend on them) per preset
 CPU_TINY_HEADS = {"rpn_pre_nms_top_n_train": 300, "rpn_post_nms_top_n_train": 150, "rpn_pre_nms_top_n_test": 300,
-                  "rpn_post_nms_top_n_test": 150, "box_batch_size_per_image": 64}
+                  "rpn_post_nms_top_n_test": 150, "box_batch_size_per_image": 32}
 
 PRESETS = {
     "cpu-tiny": {"backbone": "mobilenet_v3_large_fpn", "norm": "batch", "channels": 64, "min_stride": 8,
                  "image_size": 256,
-                 "epochs": 16, "batch_size": 4, "max_lr": 0.02, "heads": CPU_TINY_HEADS},
+                 "epochs": 16, "batch_size": 4, "max_lr": 0.04, "clip_grad_norm": 10.0, "heads": CPU_TINY_HEADS},
     "gpu": {"backbone": "resnet50_fpn_v2", "norm": "batch", "channels": 256, "min_stride": 4, "image_size": 800,
             "epochs": 12,
             "batch_size": 4, "max_lr": 0.02, "heads": {}},

@@ -188,7 +188,7 @@ def plan(store, req: TrainRequest) -> Plan:
     config = ModelConfig(classes=classes, image_size=image_size_for(size, p["image_size"], train_doc["images"]),
                          heads=dict(p["heads"]) if arch["channels"] == p["channels"] else {}, **arch)
     recipe = {"epochs": req.epochs or p["epochs"], "batch_size": req.batch_size or p["batch_size"],
-              "max_lr": req.max_lr or p["max_lr"], "seed": req.seed,
+              "max_lr": req.max_lr or p["max_lr"], "clip_grad_norm": p.get("clip_grad_norm"), "seed": req.seed,
               "workers": req.workers if req.workers is not None else (4 if device.startswith("cuda") else 0)}
     return Plan(req, ref, dv_id, Path(root), train_doc, val_doc, config, recipe, device, init)
 
