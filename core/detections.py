@@ -155,6 +155,8 @@ class Detections:
         if isinstance(index, (int, np.integer)):
             index = [index]
         index = np.asarray(index) if not isinstance(index, slice) else index
+        if isinstance(index, np.ndarray) and index.size == 0 and index.dtype != bool:
+            index = index.astype(np.int64)  # d[[]]: numpy reads an empty list as floats
         if isinstance(index, np.ndarray) and index.dtype == bool and index.shape != (len(self),):
             raise IndexError(f"Detections: a boolean index must have shape ({len(self)},), got {index.shape}")
         return replace(self, xyxy=self.xyxy[index], class_id=self.class_id[index],
