@@ -1,1 +1,1 @@
-"""Ranking unlabelled images by uncertainty and diversity. Not built yet."""
+"""Ranking unlabelled images by uncertainty and diversity: `annot rank`."""

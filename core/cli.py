@@ -46,6 +46,7 @@ class LazyGroup(Group):
         "train": "annot.training.cli:train",
         "evaluate": "annot.training.cli:evaluate",
         "retrain": "annot.training.cli:retrain",
+        "rank": "annot.active_learning.cli:rank",
     }
 
     def list_commands(self, ctx):

@@ -34,7 +34,7 @@ class ImportResult:
     created: bool
 
 
-def _hash_image(path: Path) -> tuple[str, int, int, int]:
+def hash_image(path: Path) -> tuple[str, int, int, int]:
     """(sha256, pHash, displayed width, displayed height)."""
     with decoding(path):
         w, h = image_size(path)[:2]
@@ -65,7 +65,7 @@ def import_coco(store: Store, name: str, coco_path: Path, image_root: Path, mess
             raise AnnotError(f"{coco_path}:images[{k}]: {im['file_name']!r} not found under {image_root} (names "
                              "are never followed out of it)")
         paths.append(p)
-    hashed = list(map_files(_hash_image, paths, jobs, "hashing images", quiet))
+    hashed = list(map_files(hash_image, paths, jobs, "hashing images", quiet))
     for k, (im, (_sha, _ph, w, h)) in enumerate(zip(doc["images"], hashed)):
         if (w, h) != (im["width"], im["height"]):
             raise AnnotError(f"{coco_path}:images[{k}]: {im['file_name']!r} is {w}x{h}, the COCO file says "
@@ -92,7 +92,7 @@ def import_coco(store: Store, name: str, coco_path: Path, image_root: Path, mess
             return ImportResult(same, False)
         parent = s.scalar(select(DatasetVersion).where(DatasetVersion.dataset_id == ds.id)
                           .order_by(DatasetVersion.version.desc()).limit(1))
-        image_ids = _upsert_images(s, paths, hashed, image_root)
+        image_ids = upsert_images(s, paths, hashed, image_root)
         version = DatasetVersion(
             dataset_id=ds.id, version=(parent.version + 1) if parent else 1, parent_id=parent.id if parent else None,
             message=message, coco_path=rel, coco_sha256=digest, image_root=str(Path(image_root).resolve()),
@@ -123,16 +123,18 @@ def _ensure_dataset(store: Store, name: str) -> None:
         pass  # created meanwhile by another process: fine
 
 
-def _upsert_images(s, paths, hashed, image_root) -> dict[str, int]:
-    """Image ids by sha256, inserting the new ones. ``ON CONFLICT DO NOTHING``
+def upsert_images(s, paths, hashed, image_root: Path | None) -> dict[str, int]:
+    """Image ids by sha256, inserting the new ones (paths relative to
+    ``image_root``; absolute without one). ``ON CONFLICT DO NOTHING``
     (SQLite and PostgreSQL alike) lets two imports share an image safely."""
     rows = {}
     for path, (sha, ph, w, h) in zip(paths, hashed):
         if sha not in rows:
-            rel = str(path.relative_to(image_root)) if path.is_relative_to(image_root) else str(path)
+            rel = str(path.relative_to(image_root)) if image_root and path.is_relative_to(image_root) \
+                else str(Path(path).resolve())
             rows[sha] = {"sha256": sha, "path": rel, "width": w, "height": h, "phash": to_signed(ph),
                          "created_at": utcnow()}
-    insert = _dialect_insert(s)
+    insert = dialect_insert(s)
     values = list(rows.values())
     for k in range(0, len(values), 500):  # stay under the SQL variable limits
         s.execute(insert(Image).values(values[k : k + 500]).on_conflict_do_nothing(index_elements=["sha256"]))
@@ -143,7 +145,7 @@ def _upsert_images(s, paths, hashed, image_root) -> dict[str, int]:
     return ids
 
 
-def _dialect_insert(s):
+def dialect_insert(s):
     if s.get_bind().dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     else:

@@ -43,6 +43,7 @@ class ModelChoice:
     checkpoint: Path | None = None
     weights: str | None = None
     config: dict = field(default_factory=dict)  # load options a store version was registered with
+    model_version_id: int | None = None  # the store's row, for models from the store
 
     @property
     def load_options(self) -> frozenset[str]:
@@ -120,14 +121,15 @@ def _from_store(spec: str, plugins: set[str], db_url, store_path) -> ModelChoice
             not_yet = isinstance(e, NotYetInStore) or own_name
             raise (NotYetInStore if not_yet else AnnotError)(f"--model {spec}: {e} in {where}; {hint}") from None
         checkpoint = checkpoint_for_loading(store, mv)
-        plugin, label, config = mv.config.get("predictor") or mv.name, mv.label, dict(mv.config)
+        plugin, label, config, mv_id = mv.config.get("predictor") or mv.name, mv.label, dict(mv.config), mv.id
     if plugin not in plugins:
         raise AnnotError(f"{label}: its predictor {plugin!r} is not installed (set \"predictor\" in the model's "
                          f"config; installed: {', '.join(sorted(plugins))})")
     predictor = registry.get(plugin)
     options = getattr(predictor, "load_options", ())
     return ModelChoice(plugin, predictor, label, checkpoint,
-                       config={k: v for k, v in config.items() if k in options and k != "checkpoint"})
+                       config={k: v for k, v in config.items() if k in options and k != "checkpoint"},
+                       model_version_id=mv_id)
 
 
 def check_loadable(name: str, checkpoint: Path, config: dict) -> str:
