@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from annot.active_learning.labelstudio_push import labelstudio_score
+from annot.active_learning.scoring import ScoringOptions, image_uncertainty
 from annot.converters.labelstudio_config import LabelConfig
 from annot.converters.labelstudio_writer import predicted_image, to_tasks
 from annot.detections import MASK_LOGITS, Detections
@@ -241,6 +243,10 @@ class Backend:
     def _to_prediction(self, det: Detections, size, project: Project, version: str, task, request_id) -> dict:
         """Detections -> one Label Studio prediction, through the Label Studio writer."""
         h, w = size
+        # the task's score is annot rank's, over every detection the model made (down to its 0.05)
+        uncertainty, _ = image_uncertainty(det, ScoringOptions(self.config.rank_score, self.config.rank_agg))
+        task_score = labelstudio_score(uncertainty.get(self.config.rank_score, 1.0), self.config.rank_agg)
+        det = det[det.confidence >= self.config.score_threshold]
         mapped = {n: project.config.label_for(n) for n in det.class_names}
         keep = np.array([mapped[n] is not None for n in det.labels], bool)
         if not keep.all():
@@ -257,7 +263,7 @@ class Backend:
             log.warning("region not written", extra={"request_id": request_id, "task": _task_id(task),
                                                      "reason": s.reason})
         pred = written["predictions"][0]
-        return {"result": pred["result"], "score": pred["score"], "model_version": version}
+        return {"result": pred["result"], "score": task_score, "model_version": version}
 
     # -- interactive -------------------------------------------------------------------------------
 

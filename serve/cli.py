@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from annot.active_learning.aggregate import AGGREGATIONS
+from annot.active_learning.scores import SCORES
 from annot.errors import AnnotError
 
 
@@ -70,13 +72,17 @@ def _check_port_free(host: str, port: int) -> None:
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default=None, help="[default: cuda when available]")
 @click.option("--score-threshold", type=click.FloatRange(0, 1), default=0.5,
               help="Drop detections scoring below this.")
+@click.option("--rank-score", type=click.Choice([s for s in SCORES if s != "flip"]), default="combined",
+              help="Each prediction's score is 1 - this uncertainty (as `annot rank` scores): Label Studio's "
+                   "uncertainty sampling serves the lowest first.")
+@click.option("--rank-agg", type=click.Choice(AGGREGATIONS), default="max", help="Detections -> the task's uncertainty.")
 @click.option("--max-body", metavar="SIZE", default="32M", help="Largest request body accepted.")
 @click.option("--max-memory", metavar="SIZE", default=None,
               help="What one task's image may make the server allocate [default: half of the memory usable here].")
 @click.option("--db", "db_url", envvar="ANNOT_DB", show_envvar=True, help="Store database URL.")
 @click.option("--store", "store_path", envvar="ANNOT_STORE", show_envvar=True, help="Store directory.")
 def serve(spec, checkpoint, weights, sam_checkpoint, host, port, workers, retrain_every, retrain_min_new,
-          retrain_dataset, basic_auth, labelstudio_url, labelstudio_token, local_files_root, device, score_threshold, max_body, max_memory, db_url, store_path):
+          retrain_dataset, basic_auth, labelstudio_url, labelstudio_token, local_files_root, device, score_threshold, rank_score, rank_agg, max_body, max_memory, db_url, store_path):
     """Serve models to Label Studio: pre-annotation, clicks to masks, training triggers."""
     try:
         import uvicorn
@@ -97,7 +103,7 @@ def serve(spec, checkpoint, weights, sam_checkpoint, host, port, workers, retrai
         model=None if spec == "none" else spec, checkpoint=str(checkpoint) if checkpoint else None,
         weights=weights,
         sam_checkpoint=str(sam_checkpoint) if sam_checkpoint else None, device=device,
-        score_threshold=score_threshold, db_url=db_url,
+        score_threshold=score_threshold, rank_score=rank_score, rank_agg=rank_agg, db_url=db_url,
         store_path=str(store_path) if store_path else None, basic_auth=_basic_auth(basic_auth),
         labelstudio_url=check_url(labelstudio_url), labelstudio_token=labelstudio_token,
         local_files_root=str(local_files_root.resolve()) if local_files_root else None,

@@ -28,6 +28,8 @@ class ServeConfig:
     sam_checkpoint: str | None = None  # SAM for clicks; without it GrabCut
     device: str | None = None
     score_threshold: float = 0.5
+    rank_score: str = "combined"  # the task score is 1 - this uncertainty, as `annot rank` computes it
+    rank_agg: str = "max"
     db_url: str | None = None
     store_path: str | None = None
     basic_auth: tuple[str, str] | None = None

@@ -21,6 +21,7 @@ import logging
 import threading
 from dataclasses import dataclass
 
+from annot.active_learning.scores import SCORING_THRESHOLD as RANK_THRESHOLD
 from annot.errors import AnnotError, NotYetInStore
 
 from .config import ServeConfig
@@ -102,7 +103,9 @@ class Models:
                 if "automatic" not in getattr(choice.predictor, "capabilities", ()):
                     raise AnnotError(f"--model {c.model}: {choice.plugin} is not a detector (it needs prompts); "
                                      "clicks use --sam-checkpoint or GrabCut")
-                options = {"device": c.device, "score_threshold": c.score_threshold}
+                # uncertain detections are the low-scoring ones: the detector keeps them for the task's score
+                # (as `annot rank` does), and only those at --score-threshold become regions
+                options = {"device": c.device, "score_threshold": min(c.score_threshold, RANK_THRESHOLD)}
                 loaded = choice.load(**{k: v for k, v in options.items() if k in choice.load_options})
             except AnnotError as e:
                 self.state, self.reason = ("none" if isinstance(e, NotYetInStore) else "failed"), str(e)

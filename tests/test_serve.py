@@ -91,11 +91,18 @@ def test_health_setup_and_versions(detector_server):
     assert s.client.get(f"{s.url}/versions").json() == {"versions": []}  # not a store model
 
 
-def test_predictions_are_the_models_masks_one_per_task_in_order(detector_server, scenes):
-    """Classes map to config labels case-insensitively and through predicted_values."""
+def test_predictions_are_the_models_masks_one_per_task_in_order(detector_server, scenes, annot, tmp_path):
+    """Classes map to config labels case-insensitively and through predicted_values;
+    each task's score is 1 - the uncertainty `annot rank` gives the same image."""
     from annot.plugins.maskrcnn import MaskRCNNPredictor
 
     s = detector_server
+    for k, im in enumerate(scenes):
+        Image.fromarray(im).save(tmp_path / f"scene{k}.png")
+    ranked = annot("rank", tmp_path, "--model", "maskrcnn", "--checkpoint", s.checkpoint, "--budget", 1,
+                   "--strategy", "uncertainty", "-o", tmp_path / "rank.json", "-q")
+    assert ranked.code == 0, ranked
+    uncertainty = {r["image"]: r["score"] for r in json.loads((tmp_path / "rank.json").read_text())}
     direct = MaskRCNNPredictor()
     direct.load(checkpoint=s.checkpoint, device="cpu", score_threshold=0.2)
     tasks = [{"id": 10 + k, "data": {"image": data_uri(im)}} for k, im in enumerate(scenes)]
@@ -104,12 +111,12 @@ def test_predictions_are_the_models_masks_one_per_task_in_order(detector_server,
     assert r.status_code == 200
     results = r.json()["results"]
     assert len(results) == 4 and results[1] == {"result": [], "score": 0.0, "model_version": results[0]["model_version"]}
-    for res, image in zip([results[0], *results[2:]], scenes):
+    for k, (res, image) in enumerate(zip([results[0], *results[2:]], scenes)):
         (det,) = direct.predict([image])
         det = det[det.mask.any((1, 2))]
         regions = res["result"]
         assert len(regions) == len(det) > 0
-        assert res["score"] == pytest.approx(float(np.mean(det.confidence)), abs=1e-6)
+        assert res["score"] == pytest.approx(1 - uncertainty[f"scene{k}.png"], abs=1e-5)
         for region, label, mask, score in zip(regions, det.labels, det.mask, det.confidence):
             assert (region["from_name"], region["to_name"], region["type"]) == ("tag", "image", "brushlabels")
             assert region["value"]["brushlabels"] == [{"square": "Square", "disc": "round"}[label]]
