@@ -43,14 +43,16 @@ def _background(rng: np.random.Generator, size: int) -> np.ndarray:
     return np.clip(bg + rng.integers(-12, 13, (size, size, 3)), 0, 255).astype(np.uint8)
 
 
-def scene(rng: np.random.Generator, size: int, objects_per_image=(1, 4), radius=(0.08, 0.22)
+def scene(rng: np.random.Generator, size: int, objects_per_image=(1, 4), radius=(0.08, 0.22), weights=None
           ) -> tuple[np.ndarray, list[tuple[str, np.ndarray]]]:
     """An image and its (class, visible mask) instances: ``objects_per_image``
-    (at least, at most) shapes of circumradius ``radius`` (fractions of the side)."""
+    (at least, at most) shapes of circumradius ``radius`` (fractions of the
+    side); ``weights``: how often each class is drawn (None: equally)."""
     image = _background(rng, size)
     objects: list[tuple[str, np.ndarray]] = []
     for _ in range(int(rng.integers(objects_per_image[0], objects_per_image[1] + 1))):
-        kind = CLASSES[int(rng.integers(len(CLASSES)))]
+        kind = CLASSES[int(rng.integers(len(CLASSES)))] if weights is None else \
+            CLASSES[int(rng.choice(len(CLASSES), p=weights))]
         r = float(rng.uniform(*radius)) * size
         cx, cy = rng.uniform(r, size - r, 2)
         poly = outline(kind, float(cx), float(cy), r, float(rng.uniform(0, 2 * math.pi)))
@@ -61,16 +63,30 @@ def scene(rng: np.random.Generator, size: int, objects_per_image=(1, 4), radius=
     return image, [(k, m) for k, m in objects if m.sum() >= 16]
 
 
+def near_duplicate(rng: np.random.Generator, image: np.ndarray) -> np.ndarray:
+    """The same picture a moment later: brightness shifted a little, fresh sensor noise."""
+    shifted = image.astype(np.int16) + int(rng.integers(-10, 11)) + rng.integers(-3, 4, image.shape)
+    return np.clip(shifted, 0, 255).astype(np.uint8)
+
+
 def shapes_coco(out: Path, n_images: int = 300, size: int = 128, seed: int = 0, objects_per_image=(1, 4),
-                radius=(0.08, 0.22)) -> dict:
-    """Write the images under ``out/images`` and return the COCO document."""
+                radius=(0.08, 0.22), weights=None, duplicates: float = 0.0) -> dict:
+    """Write the images under ``out/images`` and return the COCO document.
+    ``weights``: class frequencies (e.g. 0.7, 0.2, 0.1); ``duplicates``: the
+    share of images that are near-duplicates of an earlier one (same shapes)."""
     from annot.geometry import mask_instance
 
     rng = np.random.default_rng(seed)
     (out / "images").mkdir(parents=True, exist_ok=True)
     images, anns = [], []
+    made: list[tuple[np.ndarray, list]] = []
     for k in range(1, n_images + 1):
-        image, objects = scene(rng, size, objects_per_image, radius)
+        if duplicates and made and rng.random() < duplicates:
+            original, objects = made[int(rng.integers(len(made)))]
+            image = near_duplicate(rng, original)
+        else:
+            image, objects = scene(rng, size, objects_per_image, radius, weights)
+            made.append((image, objects))
         name = f"images/shape_{k:04d}.png"
         Image.fromarray(image).save(out / name)
         images.append({"id": k, "file_name": name, "width": size, "height": size})
