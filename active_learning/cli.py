@@ -24,6 +24,7 @@ STORE_HELP = "Store directory [default: ./annot-store]."
               help="maskrcnn (the promoted version), NAME@V (a store version), or maskrcnn --checkpoint FILE.")
 @click.option("--checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="A checkpoint file instead of the store.")
+@click.option("--weights", type=click.Choice(["coco"]), help="maskrcnn: torchvision's COCO weights (torch cache).")
 @click.option("--dataset", "dataset", metavar="NAME[@V]",
               help="The labelled images: never ranked, their embeddings seed diversity, their classes --balance.")
 @click.option("--unlabelled", is_flag=True, help="The pool is --dataset's image folder minus its labelled images.")
@@ -57,7 +58,8 @@ STORE_HELP = "Store directory [default: ./annot-store]."
               help="Detections scoring at least this become the pushed regions.")
 @click.option("--report", "report_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Write a contact sheet (PNG + index.html) of the picked images with their masks and reasons.")
-@click.option("--shard", metavar="I/N", help="Only the I-th of N disjoint slices of the pool (by content hash).")
+@click.option("--shard", metavar="I/N", help="Only the I-th of N disjoint slices of the pool (by content hash); each "
+                                             "shard picks its own batch.")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default=None, help="[default: cuda when available]")
 @click.option("--batch-size", type=click.IntRange(1), default=None, help="[default: 8 on GPU, 1 on CPU]")
 @click.option("--workers", type=click.IntRange(0), default=0, help="Image-decoding processes.")
@@ -65,7 +67,7 @@ STORE_HELP = "Store directory [default: ./annot-store]."
 @click.option("--store", "store_path", envvar="ANNOT_STORE", show_envvar=True, type=click.Path(path_type=Path),
               help=STORE_HELP)
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar, no summary.")
-def rank(images, spec, checkpoint, dataset, unlabelled, budget, strategy, score_name, agg, topk, empty_score, flip,
+def rank(images, spec, checkpoint, weights, dataset, unlabelled, budget, strategy, score_name, agg, topk, empty_score, flip,
          pool_factor, balance, radius, seed, score_threshold, out, overwrite, push_url, project_id, push_threshold,
          report_dir, shard, device, batch_size, workers, db_url, store_path, quiet):
     """Rank unlabelled images by uncertainty (and diversity): label the top ones first."""
@@ -76,7 +78,7 @@ def rank(images, spec, checkpoint, dataset, unlabelled, budget, strategy, score_
     from annot.plugins.inputs import parse_shard, select_shard
     from annot.plugins.model_spec import resolve
 
-    from .pool import hash_or_none, labelled_set, pool_items
+    from .pool import hash_or_reason, labelled_set, pool_items
     from .ranking import rows_of, write_ranking
     from .scoring import ScoringOptions, score_images
     from .select import Candidate, select
@@ -87,11 +89,15 @@ def rank(images, spec, checkpoint, dataset, unlabelled, budget, strategy, score_
         raise click.UsageError("--unlabelled needs --dataset NAME: the pool is its image folder minus its images")
     if (push_url is None) != (project_id is None):
         raise click.UsageError("--push-labelstudio URL and --project ID go together")
+    if out.suffix.lower() not in (".json", ".csv"):
+        raise click.UsageError(f"-o {out}: name it .json (a list of rows) or .csv")
     check_writable(out, overwrite)
     if report_dir is not None:
         check_writable(report_dir / "index.html", overwrite)
     flip = flip or score_name == "flip"
-    choice = resolve(spec, checkpoint=checkpoint, db_url=db_url, store_path=store_path)
+    if checkpoint is not None and weights is not None:
+        raise click.UsageError("--checkpoint and --weights exclude each other: one is where the weights come from")
+    choice = resolve(spec, checkpoint=checkpoint, weights=weights, db_url=db_url, store_path=store_path)
     if "automatic" not in getattr(choice.predictor, "capabilities", ()):
         raise AnnotError(f"--model {spec}: ranking needs a detector that finds objects by itself (e.g. maskrcnn)")
     store = None
@@ -106,8 +112,12 @@ def rank(images, spec, checkpoint, dataset, unlabelled, budget, strategy, score_
 
     hashed, unreadable = {}, []
     for it in progress(items, len(items), "hashing", quiet, unit="img"):
-        h = hash_or_none(it)
-        (unreadable.append(it) if h is None else hashed.__setitem__(it.path, h))
+        h = hash_or_reason(it)
+        if isinstance(h, str):
+            unreadable.append(it)
+            click.echo(f"annot: skipped {h}", err=True)
+        else:
+            hashed[it.path] = h
     known = labelled.sha256 if labelled else set()
     pool = [it for it in items if it.path in hashed and hashed[it.path][0] not in known]
     if not pool:

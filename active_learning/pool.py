@@ -50,12 +50,14 @@ def labelled_set(store, ref: str) -> Labelled:
     return out
 
 
-def hash_or_none(item: InputImage) -> tuple[str, int, int, int] | None:
-    """(sha256, pHash, width, height), or None for a file that cannot be read."""
+def hash_or_reason(item: InputImage) -> tuple[str, int, int, int] | str:
+    """(sha256, pHash, width, height), or why the file cannot be read (one line naming it)."""
     try:
         return hash_image(item.path)
-    except (AnnotError, OSError):
-        return None
+    except AnnotError as e:
+        return str(e) if str(item.path) in str(e) else f"{item.path}: {e}"
+    except OSError as e:
+        return f"{item.path}: {e.strerror or e}"
 
 
 def pool_items(given: list[Path], labelled: Labelled | None, unlabelled: bool) -> list[InputImage]:

@@ -32,7 +32,7 @@ def rows_of(scored: list[ImageScore], selection: Selection, score_name: str, mod
     rows = []
     for rank, i in enumerate(order, start=1):
         s = scored[i]
-        row = {"image": s.item.name, "path": str(s.item.path), "rank": rank, "selected": i in picked,
+        row = {"image": s.item.name, "path": str(s.item.path.resolve()), "rank": rank, "selected": i in picked,
                "score": round(s.components.get(score_name, 0.0), 6),
                "components": {k: round(v, 6) for k, v in sorted(s.components.items())},
                "detections": s.detections, "classes": sorted(set(s.classes)),

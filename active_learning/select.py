@@ -149,7 +149,7 @@ def _why(strategy: str, c: Candidate, score: float, rank: int | None, weight: fl
         return f"uncertainty {score:.3f}{balance}: #{rank} of the pool"
     if strategy == "random":
         return "drawn at random (the baseline)"
-    far = "the first centre" if gap is None or gap != gap else f"cosine distance {gap:.3f} to the nearest " \
+    far = "the first centre" if gap is None or gap != gap else f"cosine distance {gap:.3g} to the nearest " \
                                                                 "labelled or picked image"
     if strategy == "diversity":
         return f"diversity: {far}"

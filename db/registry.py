@@ -97,7 +97,11 @@ def get_model(s, ref: str) -> ModelVersion:
             raise StoreError(f"unknown model {name!r}; known: {', '.join(names) or 'none'}")
         if ver:
             raise StoreError(f"{name} has no version {ver}")
-        raise NotYetInStore(f"{name} has no promoted version")
+        ready = s.scalar(select(ModelVersion.version).where(ModelVersion.name == name, ModelVersion.status == "ready")
+                         .order_by(ModelVersion.version.desc()).limit(1))
+        raise NotYetInStore(f"{name} has no promoted version (none is ready yet)" if ready is None else
+                            f"{name} has no promoted version (name one, e.g. {name}@{ready}, or promote it: "
+                            f"annot models promote {name}@{ready})")
     return mv
 
 

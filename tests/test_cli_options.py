@@ -241,7 +241,7 @@ def test_store_errors_name_the_database(annot, tmp_path, monkeypatch):
     for args, message in [(("dataset", "versions", "peds"), "unknown dataset 'peds'; known: none"),
                           (("models", "show", "x"), "unknown model 'x'; known: m"),
                           (("models", "promote", "m@1"), "m-v1 is training, only a ready version can be promoted"),
-                          (("models", "rollback", "m"), "m has no promoted version")]:
+                          (("models", "rollback", "m"), "m has no promoted version (none is ready yet)")]:
         res = annot(*args)
         assert res.code == 2 and f"{message} (store: {where})" in res.err, (args, res)
     assert json.loads(annot("dataset", "list", "--json").out) == []

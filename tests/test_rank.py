@@ -125,6 +125,18 @@ def test_rank_csv_and_refusals(annot, project, tmp_path):
     assert bad.code != 0 and "--balance" in bad.err
     nothing = annot("rank", "--model", "maskrcnn", "--checkpoint", ckpt, "--budget", 1, "-o", tmp_path / "y.json")
     assert nothing.code != 0 and "no pool" in nothing.err
+    txt = annot("rank", *pool[:1], "--model", "maskrcnn", "--checkpoint", ckpt, "--budget", 1, "-o", tmp_path / "r.txt")
+    assert txt.code != 0 and ".csv" in txt.err and not (tmp_path / "r.txt").exists()
+    # a broken file is named, skipped, and the others still ranked
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    (mixed / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    (mixed / "good.png").write_bytes(pool[0].read_bytes())
+    res = annot("rank", mixed, "--model", "maskrcnn", "--checkpoint", ckpt, "--budget", 1, "--score-threshold", 0.25,
+                "-o", tmp_path / "mixed.json")
+    assert res.code == 0, res
+    assert "broken.png" in res.err and "1 unreadable or failed" in res.out
+    assert [r["image"] for r in json.loads((tmp_path / "mixed.json").read_text())] == ["good.png"]
 
 
 def test_rank_a_dataset_pool_from_the_store(annot, project, tmp_path, monkeypatch):
