@@ -263,7 +263,7 @@ def cost(args) -> None:
     from annot.active_learning.kcenter import k_center_greedy, normalise
 
     root = Path(tempfile.mkdtemp(prefix="annot-al-cost-"))
-    pool_doc, _ = make_data(root, 60, 1, args.size)
+    pool_doc, _ = make_data(root, 30, 1, args.size)
     imgs = [load_rgb(root / im["file_name"]) for im in pool_doc["images"]]
     model = train(subset(pool_doc, {im["id"] for im in pool_doc["images"][:24]}), root, args.size, 10, 0)
     tensors = [torch.from_numpy(im).permute(2, 0, 1).float() / 255 for im in imgs]
