@@ -76,15 +76,14 @@ def js_divergence(p: np.ndarray, q: np.ndarray) -> np.ndarray:
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(n, 4) x (m, 4) xyxy -> (n, m) IoU."""
+    """(n, 4) x (m, 4) xyxy -> (n, m) IoU, by pycocotools."""
+    from pycocotools import mask as mask_utils
+
     a, b = np.asarray(a, float).reshape(-1, 4), np.asarray(b, float).reshape(-1, 4)
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.clip(rb - lt, 0, None).prod(axis=2)
-    area_a = (a[:, 2:] - a[:, :2]).prod(axis=1)
-    area_b = (b[:, 2:] - b[:, :2]).prod(axis=1)
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
+    if not len(a) or not len(b):
+        return np.zeros((len(a), len(b)))
+    xywh = [np.c_[x[:, :2], x[:, 2:] - x[:, :2]] for x in (a, b)]
+    return np.asarray(mask_utils.iou(xywh[0], xywh[1], np.zeros(len(b), np.uint8)), float).reshape(len(a), len(b))
 
 
 def unflip(d: Detections, width: int) -> np.ndarray:

@@ -43,7 +43,6 @@ class Candidate:
 class Pick:
     index: int  # into the candidates
     reason: str
-    distance: float | None = None  # cosine distance to the nearest centre when picked (diversity)
 
 
 @dataclass
@@ -118,7 +117,7 @@ def select(candidates: list[Candidate], budget: int, strategy: str = "uncertaint
 
         chosen, gaps = k_center_greedy(emb, budget, lab, seed, allowed)
         picks = [Pick(pool[j], _why(strategy, candidates[pool[j]], scores[pool[j]], None, weights[pool[j]], gap,
-                                    len(pool)), gap) for j, gap in zip(chosen, gaps)]
+                                    len(pool))) for j, gap in zip(chosen, gaps)]
     return Selection(picks, _clusters(candidates, picks), guard.skipped, weights)
 
 
