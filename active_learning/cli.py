@@ -33,12 +33,14 @@ STORE_HELP = "Store directory [default: ./annot-store]."
               help="uncertainty, random (the baseline), diversity (k-center on embeddings), hybrid (k-center "
                    "among the most uncertain).")
 @click.option("--score", "score_name", type=click.Choice(SCORES), default="combined",
-              help="The per-detection uncertainty that ranks (flip runs the model twice).")
+              help="The per-detection uncertainty that ranks (flip runs the model twice; mc needs --mc-samples).")
 @click.option("--agg", type=click.Choice(AGGREGATIONS), default="max", help="Detections -> one score per image.")
 @click.option("--topk", type=click.IntRange(1), default=3, help="k of --agg topk-mean.")
 @click.option("--empty-score", type=float, default=EMPTY_SCORE,
               help="The score of an image with no detection (it may hide missed objects).")
 @click.option("--flip", is_flag=True, help="Also compute the flip-consistency score (runs the model twice).")
+@click.option("--mc-samples", type=click.IntRange(0), default=0,
+              help="Also compute the mc score: K Monte Carlo dropout passes of the box head per image.")
 @click.option("--pool-factor", type=click.FloatRange(1), default=4.0,
               help="hybrid: k-center among the top pool-factor x budget by uncertainty.")
 @click.option("--balance", is_flag=True, help="Favour images whose predicted classes are rare in --dataset.")
@@ -68,7 +70,7 @@ STORE_HELP = "Store directory [default: ./annot-store]."
               help=STORE_HELP)
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar, no summary.")
 def rank(images, spec, checkpoint, weights, dataset, unlabelled, budget, strategy, score_name, agg, topk, empty_score, flip,
-         pool_factor, balance, radius, seed, score_threshold, out, overwrite, push_url, project_id, push_threshold,
+         mc_samples, pool_factor, balance, radius, seed, score_threshold, out, overwrite, push_url, project_id, push_threshold,
          report_dir, shard, device, batch_size, workers, db_url, store_path, quiet):
     """Rank unlabelled images by uncertainty (and diversity): label the top ones first."""
     import torch
@@ -95,6 +97,8 @@ def rank(images, spec, checkpoint, weights, dataset, unlabelled, budget, strateg
     if report_dir is not None:
         check_writable(report_dir / "index.html", overwrite)
     flip = flip or score_name == "flip"
+    if score_name == "mc" and not mc_samples:
+        raise click.UsageError("--score mc: give --mc-samples K (e.g. 10), the dropout passes it averages")
     if checkpoint is not None and weights is not None:
         raise click.UsageError("--checkpoint and --weights exclude each other: one is where the weights come from")
     choice = resolve(spec, checkpoint=checkpoint, weights=weights, db_url=db_url, store_path=store_path)
@@ -129,6 +133,10 @@ def rank(images, spec, checkpoint, weights, dataset, unlabelled, budget, strateg
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     batch_size = batch_size or (8 if device == "cuda" else 1)
     wants = {"device": device, "score_threshold": score_threshold, "embeddings": True}
+    if mc_samples:
+        if "mc_samples" not in choice.load_options:
+            raise AnnotError(f"--mc-samples: {choice.version} has no dropout passes (maskrcnn has)")
+        wants["mc_samples"] = mc_samples
     model = choice.load(**{k: v for k, v in wants.items() if k in choice.load_options}).predictor
     opts = ScoringOptions(score_name, agg, topk, empty_score, flip)
 

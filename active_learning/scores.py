@@ -17,6 +17,12 @@ and averaged:
   (boxes flipped back) of highest box IoU, and scores
   1 - IoU x (1 - JS), JS the Jensen-Shannon divergence (bits, in [0, 1]) of
   the two class distributions. No overlapping partner: 1.
+- ``mc``: Monte Carlo dropout (``annot rank --mc-samples K``). The box
+  head runs K more times with dropout; each detection is matched to each
+  pass's detection of highest mask IoU, and scores
+  1 - mean over passes of IoU x (1 - JS), a pass whose best match overlaps
+  by 0.5 or less contributing 0 (``data["mc_iou"]``,
+  ``data["mc_class_probs"]``).
 - ``combined``: the mean of ``entropy`` and ``mask`` (``entropy`` alone for
   box-only models).
 
@@ -28,13 +34,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from annot.detections import CLASS_PROBS, MASK_UNCERTAINTY, Detections
+from annot.detections import CLASS_PROBS, MASK_UNCERTAINTY, MC_CLASS_PROBS, MC_IOU, Detections
 
 CLASSIFICATION = ("least_confidence", "margin", "entropy")
 # detections the model scores below this are not scored: the uncertain ones are the low-scoring ones,
 # so ranking keeps far more than pre-annotation's 0.5
 SCORING_THRESHOLD = 0.05
-SCORES = (*CLASSIFICATION, "mask", "flip", "combined")
+SCORES = (*CLASSIFICATION, "mask", "flip", "mc", "combined")
 _TINY = 1e-12
 
 
@@ -111,6 +117,17 @@ def flip_inconsistency(d: Detections, flipped: Detections, width: int) -> np.nda
     return 1.0 - best_iou * agreement
 
 
+def mc_inconsistency(probs: np.ndarray, mc_iou: np.ndarray, mc_probs: np.ndarray) -> np.ndarray:
+    """(n, C) distributions, (n, K) matched mask IoUs (0: unmatched), (n, K, C)
+    the matches' distributions -> (n,) 1 - mean_k IoU_k x (1 - JS_k)."""
+    probs, mc_iou, mc_probs = np.asarray(probs, float), np.asarray(mc_iou, float), np.asarray(mc_probs, float)
+    if not len(probs):
+        return np.zeros(0)
+    n, k = mc_iou.shape
+    js = js_divergence(np.repeat(probs, k, axis=0), mc_probs.reshape(n * k, -1)).reshape(n, k)
+    return 1.0 - (mc_iou * (1.0 - js)).mean(axis=1)
+
+
 def detection_scores(d: Detections, flipped: Detections | None = None, width: int | None = None
                      ) -> dict[str, np.ndarray]:
     """Every score this detection set supports, each (len(d),)."""
@@ -126,6 +143,8 @@ def detection_scores(d: Detections, flipped: Detections | None = None, width: in
         if width is None:
             raise ValueError("flip scores need the image width")
         out["flip"] = flip_inconsistency(d, flipped, width)
+    if MC_IOU in d.data and probs is not None:
+        out["mc"] = mc_inconsistency(probs, d.data[MC_IOU], d.data[MC_CLASS_PROBS])
     if "entropy" in out:
         out["combined"] = (out["entropy"] + out["mask"]) / 2 if "mask" in out else out["entropy"]
     return out

@@ -19,7 +19,10 @@ Known ``data`` keys: :data:`CLASS_PROBS` (the softmax over
 ``columns["class_probs"]``, background first for torchvision detectors),
 :data:`MASK_UNCERTAINTY` (mean binary entropy, in bits, of the soft mask over
 its uncertain pixels inside the box, measured before thresholding),
-:data:`IOU_PREDICTION` (SAM's estimate of its mask's IoU) and
+:data:`IOU_PREDICTION` (SAM's estimate of its mask's IoU),
+:data:`MC_IOU` (n, K) and :data:`MC_CLASS_PROBS` (n, K, C) (Mask R-CNN's
+Monte Carlo dropout passes: the mask IoU of each pass's matched detection, 0
+when none overlaps above 0.5, and that detection's class distribution) and
 :data:`MASK_LOGITS` (SAM's low-resolution logits, fed back to refine a mask).
 Every shape is checked once, in ``__post_init__``, with a message that states
 the expected and the actual shape. Indexing with an int, a slice, an index
@@ -45,6 +48,8 @@ MASK_UNCERTAINTY = "mask_uncertainty"
 IOU_PREDICTION = "iou_prediction"
 MASK_LOGITS = "mask_logits"
 EMBEDDING = "embedding"
+MC_IOU = "mc_iou"
+MC_CLASS_PROBS = "mc_class_probs"
 # written into COCO results and read back by from_instances; MASK_LOGITS stays in memory
 SERIALISED = (CLASS_PROBS, MASK_UNCERTAINTY, IOU_PREDICTION)
 

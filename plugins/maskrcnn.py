@@ -27,6 +27,7 @@ import math
 from collections import OrderedDict
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torchvision.models import mobilenet_v3_large
@@ -40,13 +41,20 @@ from torchvision.models.detection.backbone_utils import BackboneWithFPN, mobilen
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
 from torchvision.models.detection.mask_rcnn import MaskRCNNHeads
 from torchvision.models.detection.mask_rcnn import MaskRCNNPredictor as MaskRCNNHeadPredictor
-from torchvision.models.detection.roi_heads import maskrcnn_inference
+from torchvision.models.detection.roi_heads import maskrcnn_inference, paste_masks_in_image
 from torchvision.models.detection.rpn import concat_box_prediction_layers
 from torchvision.ops import boxes as box_ops
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 from torchvision.ops.misc import FrozenBatchNorm2d
 
-from annot.detections import CLASS_PROBS, EMBEDDING, MASK_UNCERTAINTY, Detections
+from annot.detections import (
+    CLASS_PROBS,
+    EMBEDDING,
+    MASK_UNCERTAINTY,
+    MC_CLASS_PROBS,
+    MC_IOU,
+    Detections,
+)
 from annot.errors import AnnotError, reason
 
 from .precision import autocast
@@ -131,7 +139,7 @@ def _out_channels(block) -> int:
 
 
 def detect(model: MaskRCNN, images: list[torch.Tensor], score_threshold: float,
-           allowed: torch.Tensor | None = None, embeddings: bool = False) -> list[dict]:
+           allowed: torch.Tensor | None = None, embeddings: bool = False, mc_samples: int = 0) -> list[dict]:
     """``model``'s detections of ``images`` (CHW floats in [0, 1]), as
     torchvision returns them (``boxes`` xyxy, ``labels``, ``scores``, soft
     ``masks`` (n, 1, H, W) at each image's size) plus ``class_probs`` (n,
@@ -146,6 +154,9 @@ def detect(model: MaskRCNN, images: list[torch.Tensor], score_threshold: float,
     Under bf16/fp16 autocast the heads' outputs are widened before box
     arithmetic: torchvision decodes boxes in the dtype of the deltas, which
     in bf16 rounds coordinates to 8 px steps at x = 1000.
+
+    ``mc_samples`` K > 0 adds ``mc_iou`` (n, K) and ``mc_class_probs``
+    (n, K, classes + 1): see :func:`_mc_dropout`.
     """
     original_sizes = [tuple(im.shape[-2:]) for im in images]
     batch, _ = model.transform(images)
@@ -162,11 +173,72 @@ def detect(model: MaskRCNN, images: list[torch.Tensor], score_threshold: float,
     mask_logits = heads.mask_predictor(heads.mask_head(heads.mask_roi_pool(features, boxes, batch.image_sizes)))
     for r, probs in zip(results, maskrcnn_inference(mask_logits.float(), [r["labels"] for r in results])):
         r["masks"] = probs
+    if mc_samples:
+        _mc_dropout(heads, features, box_features, proposals, batch.image_sizes, results, score_threshold,
+                    allowed, mc_samples)
     results = model.transform.postprocess(results, batch.image_sizes, original_sizes)
     if embeddings:
         for r, emb in zip(results, _embeddings(features, batch)):
             r["embedding"] = emb
     return results
+
+
+MC_DROPOUT_RATE = 0.5  # Fast R-CNN's dropout after its fully connected box-head layers
+MC_MATCH_IOU = 0.5
+
+
+def _mc_dropout(heads, features, box_features, proposals, image_sizes, results: list[dict], threshold: float,
+                allowed, samples: int) -> None:
+    """Monte Carlo dropout in the box head: ``samples`` passes of the box
+    predictor over the same proposals with dropout (rate 0.5) on the box
+    head's features, each pass decoded, NMS'd and given masks like the
+    deterministic one. Every detection of ``results`` is matched to each
+    pass's detection of highest mask IoU; it gets ``mc_iou`` (that IoU, 0 when
+    not above 0.5) and ``mc_class_probs`` (that detection's distribution).
+
+    The dropout masks are drawn from a generator seeded per image, so an
+    image scores the same alone or in any batch, and nothing of the model
+    changes (it stays in eval mode; the dropout is applied to a copy of the
+    features)."""
+    counts = [len(p) for p in proposals]
+    keep = 1.0 - MC_DROPOUT_RATE
+    drops = []
+    for rows in box_features.split(counts):
+        g = torch.Generator(device=rows.device).manual_seed(0)
+        drops.append(torch.stack([torch.empty_like(rows).bernoulli_(keep, generator=g) for _ in range(samples)]))
+    drops = torch.cat(drops, dim=1) / keep  # (samples, proposals, features)
+    det_masks = [_binary_masks(r["masks"], r["boxes"], size) for r, size in zip(results, image_sizes)]
+    ious = [torch.zeros(len(r["boxes"]), samples) for r in results]
+    probs = [torch.zeros(len(r["boxes"]), samples, r["class_probs"].shape[1]) for r in results]
+    for k in range(samples):
+        logits, deltas = heads.box_predictor(box_features * drops[k])
+        passes = _select(heads, logits.float(), deltas.float(), proposals, image_sizes, threshold, allowed)
+        boxes = [p["boxes"] for p in passes]
+        mask_logits = heads.mask_predictor(heads.mask_head(heads.mask_roi_pool(features, boxes, image_sizes)))
+        soft = maskrcnn_inference(mask_logits.float(), [p["labels"] for p in passes])
+        for i, (p, m, size) in enumerate(zip(passes, soft, image_sizes)):
+            if not len(det_masks[i]) or not len(p["boxes"]):
+                continue
+            iou = _mask_iou(det_masks[i], _binary_masks(m, p["boxes"], size))
+            best_iou, best = iou.max(dim=1)
+            ious[i][:, k] = torch.where(best_iou > MC_MATCH_IOU, best_iou, 0.0)
+            probs[i][:, k] = p["class_probs"][best].float().cpu()
+    for r, iou, prob in zip(results, ious, probs):
+        r["mc_iou"], r["mc_class_probs"] = iou, prob
+
+
+def _binary_masks(soft: torch.Tensor, boxes: torch.Tensor, size) -> np.ndarray:
+    """(n, 1, 28, 28) soft masks pasted into ``size`` and thresholded at 0.5: (H, W, n) uint8, Fortran order."""
+    pasted = paste_masks_in_image(soft, boxes, tuple(size), padding=1)[:, 0] >= 0.5
+    return np.asfortranarray(pasted.permute(1, 2, 0).cpu().numpy().astype(np.uint8))
+
+
+def _mask_iou(a: np.ndarray, b: np.ndarray) -> torch.Tensor:
+    """(n, m) IoU of two stacks of binary masks, by pycocotools' RLE."""
+    from pycocotools import mask as mask_utils
+
+    iou = mask_utils.iou(mask_utils.encode(a), mask_utils.encode(b), np.zeros(b.shape[2], np.uint8))
+    return torch.as_tensor(np.asarray(iou, np.float32).reshape(a.shape[2], b.shape[2]))
 
 
 def _proposals(rpn, batch, features) -> list[torch.Tensor]:
@@ -316,7 +388,7 @@ class MaskRCNNPredictor:
     capabilities = frozenset({"masks", "automatic", "trainable"})
     #: what ``load`` reads; the CLI refuses any other model option for this model
     load_options = frozenset({"checkpoint", "weights", "backbone", "score_threshold", "device", "precision",
-                              "embeddings"})
+                              "embeddings", "mc_samples"})
 
     def __init__(self):
         self.model: MaskRCNN | None = None
@@ -325,16 +397,21 @@ class MaskRCNNPredictor:
         self.score_threshold = 0.5
         self.precision = "auto"
         self.embeddings = False
+        self.mc_samples = 0
         self._allowed: torch.Tensor | None = None
 
     def load(self, checkpoint=None, model: MaskRCNN | None = None, classes: list[str] | None = None,
              backbone: str | None = None, device: str | None = None, score_threshold: float = 0.5,
-             weights: str | None = None, precision: str = "auto", embeddings: bool = False, **_) -> None:
+             weights: str | None = None, precision: str = "auto", embeddings: bool = False, mc_samples: int = 0,
+             **_) -> None:
         """From ``checkpoint`` (a path), torchvision's COCO weights
         (``weights="coco"``), or an in-memory ``model`` with its ``classes``.
         ``precision``: auto (bf16 autocast on GPUs that have it, else fp16;
         fp32 on CPU), fp32, bf16 or fp16. ``embeddings``: also return each
-        image's pooled backbone features (``image_data["embedding"]``)."""
+        image's pooled backbone features (``image_data["embedding"]``).
+        ``mc_samples``: that many Monte Carlo dropout passes of the box head
+        per image, matched to each detection (``data["mc_iou"]``,
+        ``data["mc_class_probs"]``: what the ``mc`` active-learning score reads)."""
         if checkpoint is not None and weights is not None:
             raise AnnotError("maskrcnn: give a checkpoint or --weights coco, not both")
         self.precision = precision
@@ -350,7 +427,10 @@ class MaskRCNNPredictor:
         n_out = model.roi_heads.box_predictor.cls_score.out_features
         if n_out != len(classes) + 1:
             raise AnnotError(f"maskrcnn: the model predicts {n_out - 1} classes, {len(classes)} were named")
+        if mc_samples < 0:
+            raise AnnotError(f"maskrcnn: mc_samples must be 0 or more, got {mc_samples}")
         self.classes, self.score_threshold, self.embeddings = list(classes), float(score_threshold), embeddings
+        self.mc_samples = int(mc_samples)
         self._allowed = torch.tensor([True] + [c != UNUSED for c in self.classes])
         self.model = model.to(self.device).eval()
 
@@ -389,7 +469,8 @@ class MaskRCNNPredictor:
         tensors = [(torch.from_numpy(im) if im.flags.writeable else torch.tensor(im))
                    .to(self.device, non_blocking=True).permute(2, 0, 1).float() / 255 for im in images]
         with autocast(self.device, self.precision):
-            outputs = detect(self.model, tensors, self.score_threshold, self._allowed, self.embeddings)
+            outputs = detect(self.model, tensors, self.score_threshold, self._allowed, self.embeddings,
+                             self.mc_samples)
         names = tuple(self.classes)
         columns = {CLASS_PROBS: ("__background__", *names)}
         out = []
@@ -397,6 +478,8 @@ class MaskRCNNPredictor:
             soft = o["masks"][:, 0].float()
             data = {CLASS_PROBS: o["class_probs"].float().cpu().numpy(),
                     MASK_UNCERTAINTY: mask_uncertainty(soft, o["boxes"]).cpu().numpy()}
+            if "mc_iou" in o:
+                data[MC_IOU], data[MC_CLASS_PROBS] = o["mc_iou"].numpy(), o["mc_class_probs"].numpy()
             image_data = {EMBEDDING: o["embedding"].cpu().numpy()} if "embedding" in o else {}
             out.append(Detections(o["boxes"].float().cpu().numpy(), (o["labels"] - 1).cpu().numpy(),
                                   o["scores"].float().cpu().numpy(), names, (soft >= 0.5).cpu().numpy(),

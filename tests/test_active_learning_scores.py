@@ -18,6 +18,7 @@ from annot.active_learning.scores import (
     js_divergence,
     least_confidence,
     margin,
+    mc_inconsistency,
 )
 from annot.active_learning.select import Candidate, balance_weights, select
 from annot.detections import CLASS_PROBS, MASK_UNCERTAINTY, Detections
@@ -93,6 +94,19 @@ def test_flip_consistency_by_hand():
 def test_flip_with_nothing_found_on_the_mirror_is_fully_inconsistent():
     d = dets([[10, 20, 30, 40]], [[0.1, 0.8, 0.1]])
     assert flip_inconsistency(d, d[[]], 100) == pytest.approx([1.0])
+
+
+def test_mc_dropout_consistency_by_hand():
+    probs = np.array([[0.1, 0.8, 0.1], [0.2, 0.4, 0.4]])
+    # two passes: the first detection matched with mask IoU 0.8 (same classes) then 0.6 (classes moved);
+    # the second matched by neither pass (IoU 0 means no partner above 0.5)
+    mc_iou = np.array([[0.8, 0.6], [0.0, 0.0]])
+    mc_probs = np.array([[[0.1, 0.8, 0.1], [0.1, 0.1, 0.8]], [[0.2, 0.4, 0.4], [0.2, 0.4, 0.4]]])
+    out = mc_inconsistency(probs, mc_iou, mc_probs)
+    js = js_divergence(np.array([[0.1, 0.8, 0.1]]), np.array([[0.1, 0.1, 0.8]]))[0]
+    assert out[0] == pytest.approx(1 - (0.8 * 1 + 0.6 * (1 - js)) / 2)
+    assert out[1] == pytest.approx(1.0)
+    assert mc_inconsistency(np.zeros((0, 3)), np.zeros((0, 2)), np.zeros((0, 2, 3))).shape == (0,)
 
 
 def test_detection_scores_combined_is_entropy_and_mask_averaged():

@@ -223,3 +223,75 @@ def test_push_to_label_studio_orders_its_uncertainty_queue(annot, project, tmp_p
     assert nxt.status_code == 200, nxt.text
     served = next(r for name, r in rows.items() if nxt.json()["data"]["image"].endswith(name))
     assert served["score"] == max(r["score"] for r in rows.values() if r["image"] != "copy_of_first.jpg")
+
+
+# -- Monte Carlo dropout -----------------------------------------------------------------
+
+def mc_predictor(ckpt, samples):
+    from annot.plugins.maskrcnn import MaskRCNNPredictor
+
+    p = MaskRCNNPredictor()
+    p.load(checkpoint=ckpt, device="cpu", score_threshold=0.05, mc_samples=samples)
+    return p
+
+
+def test_mc_dropout_without_dropout_matches_every_detection_to_itself(project, monkeypatch):
+    """At dropout rate 0 every pass is the deterministic one: each detection's partner is itself (mask IoU 1,
+    the same distribution), so the matching and pasting are checked against a known answer."""
+    from annot.detections import CLASS_PROBS, MC_CLASS_PROBS, MC_IOU
+    from annot.plugins import maskrcnn
+    from annot.plugins.images import load_rgb
+
+    monkeypatch.setattr(maskrcnn, "MC_DROPOUT_RATE", 0.0)
+    root, ckpt, images, labelled, pool = project
+    d = mc_predictor(ckpt, 3).predict([load_rgb(pool[1])])[0]
+    assert len(d) > 0
+    assert d.data[MC_IOU].shape == (len(d), 3)
+    assert np.allclose(d.data[MC_IOU], 1.0)
+    assert np.allclose(d.data[MC_CLASS_PROBS], d.data[CLASS_PROBS][:, None, :], atol=1e-6)
+    assert np.allclose(detection_scores(d)["mc"], 0.0, atol=1e-6)
+
+
+def test_mc_dropout_is_seeded_per_image_and_leaves_the_model_alone(project):
+    from annot.detections import CLASS_PROBS, MC_CLASS_PROBS, MC_IOU
+    from annot.plugins.images import load_rgb
+
+    root, ckpt, images, labelled, pool = project
+    p = mc_predictor(ckpt, 4)
+    before = {k: v.clone() for k, v in p.model.state_dict().items()}
+    imgs = [load_rgb(path) for path in pool[:3]]
+    alone = [p.predict([im])[0] for im in imgs]
+    batch = p.predict(imgs)
+    assert not p.model.training
+    assert all(torch_equal(before[k], v) for k, v in p.model.state_dict().items())
+    moved = 0
+    for a, b in zip(alone, batch):
+        assert np.allclose(a.data[MC_IOU], b.data[MC_IOU], atol=1e-5)
+        iou = a.data[MC_IOU]
+        assert ((iou == 0) | (iou > 0.5)).all()
+        moved += int((np.abs(a.data[MC_CLASS_PROBS] - a.data[CLASS_PROBS][:, None, :]).max(axis=2) > 1e-3).sum())
+    assert moved > 0  # the dropout does change what the box head says
+
+
+def torch_equal(a, b) -> bool:
+    import torch
+
+    return bool(torch.equal(a, b))
+
+
+def test_rank_by_mc_dropout_matches_the_predictor(annot, project, tmp_path):
+    root, ckpt, images, labelled, pool = project
+    from annot.plugins.images import load_rgb
+
+    out = tmp_path / "mc.json"
+    res = annot("rank", *pool, "--model", "maskrcnn", "--checkpoint", ckpt, "--budget", 2, "--strategy",
+                "uncertainty", "--score", "mc", "--mc-samples", 4, "-o", out)
+    assert res.code == 0, res
+    rows = {r["image"]: r for r in json.loads(out.read_text())}
+    p = mc_predictor(ckpt, 4)
+    for path in pool:
+        d = p.predict([load_rgb(path)])[0]
+        assert rows[path.name]["score"] == pytest.approx(aggregate(detection_scores(d)["mc"], "max"), abs=1e-5)
+    refused = annot("rank", *pool, "--model", "maskrcnn", "--checkpoint", ckpt, "--budget", 2, "--score", "mc",
+                    "-o", tmp_path / "x.json")
+    assert refused.code == 2 and "--mc-samples" in refused.err
