@@ -2,6 +2,8 @@
 
     python benchmarks/active_learning.py [--seeds 0 1 2] [--rounds 5] [--strategies ...]
     python benchmarks/active_learning.py --check        # the full pool's AP with the same training budget
+    python benchmarks/active_learning.py --check --init pretrain --steps 100 --check-sizes 10 60
+                                                        # does a budget learn from more labels at all?
     python benchmarks/active_learning.py --cost         # scoring overhead over plain inference; k-center time
 
 The dataset: ``examples/shapes.py`` with the classes drawn 70/20/10 (square,
@@ -12,7 +14,12 @@ Each seed draws a random 5 % of the pool as the first labelled set (the same
 for every strategy), then each round a strategy picks another 5 % with the
 model trained on what is labelled so far, its ground truth is "labelled"
 (revealed), and cpu-tiny is trained again from the same initial weights
-(seeded) for ``--epochs`` epochs. Test segm/bbox AP after every round.
+(seeded) for ``--epochs`` epochs (or ``--steps`` steps). Test segm/bbox AP
+after every round. The initial weights are random (``--init scratch``) or a
+one-class model pre-trained once on other synthetic images (``--init
+pretrain``, the stand-in for COCO weights: it knows objects and masks, not
+which shape is which); ``--heads-only`` then trains only the per-class
+predictors on its frozen trunk.
 
 Reported: AP per round per strategy; the normalised area under the
 AP-vs-labels curve (AULC: the curve's mean height between the first and last
@@ -43,6 +50,7 @@ from annot.plugins.images import load_rgb  # noqa: E402
 from annot.plugins.inputs import InputImage  # noqa: E402
 from annot.plugins.maskrcnn import MaskRCNNPredictor  # noqa: E402
 from annot.training.data import CocoInstances  # noqa: E402
+from annot.training.init import CLASS_ROWS, Init, apply_init  # noqa: E402
 from annot.training.loop import Recipe, Trainer  # noqa: E402
 from annot.training.predictions import evaluate_model  # noqa: E402
 from annot.training.recipe import ModelConfig, preset  # noqa: E402
@@ -50,9 +58,12 @@ from annot.training.recipe import ModelConfig, preset  # noqa: E402
 CLASSES = ["square", "disc", "triangle"]
 WEIGHTS = (0.7, 0.2, 0.1)
 RADIUS = 6
-# name -> (select strategy, score, aggregation, flip)
+PRETRAIN_CLASS = "object"
+# name -> (select strategy, score, aggregation, flip); the mc score runs MC_SAMPLES dropout passes
+MC_SAMPLES = 8
 STRATEGIES = {
     "random": ("random", "combined", "max", False),
+    "mc-max": ("uncertainty", "mc", "max", False),
     "uncertainty-max": ("uncertainty", "combined", "max", False),
     "uncertainty-mean": ("uncertainty", "combined", "mean", False),
     "uncertainty-sum": ("uncertainty", "combined", "sum", False),
@@ -80,21 +91,82 @@ def make_data(root: Path, pool: int, test: int, size: int) -> tuple[dict, dict]:
     return pool_doc, test_doc
 
 
-def config(size: int) -> tuple[ModelConfig, dict]:
+def config(size: int, classes: list[str] = CLASSES, norm: str | None = None) -> tuple[ModelConfig, dict]:
     p = preset("cpu-tiny")
-    return ModelConfig(classes=CLASSES, backbone=p["backbone"], norm=p["norm"], channels=p["channels"],
+    return ModelConfig(classes=list(classes), backbone=p["backbone"], norm=norm or p["norm"], channels=p["channels"],
                        min_stride=p["min_stride"], image_size=size, heads=dict(p["heads"])), p
 
 
-def train(doc: dict, root: Path, size: int, epochs: int, seed: int):
-    cfg, p = config(size)
-    torch.manual_seed(seed)  # the same initial weights every round
-    trainer = Trainer(cfg.build(train_scales=True), CocoInstances(doc, root, CLASSES, flip=0.5, seed=seed),
-                      Recipe(epochs=epochs, batch_size=4, max_lr=p["max_lr"], seed=seed,
+def initial_model(size: int, seed: int, init: dict | None, heads_only: bool = False,
+                  classes: list[str] = CLASSES):
+    """The weights every training of a seed starts from: cpu-tiny drawn from
+    ``seed``, then ``init`` loaded (all but the new classes' rows).
+    ``heads_only``: only the box and mask predictors (the last, per-class
+    layers) will learn, on a frozen trunk whose batch norms keep the init's
+    statistics (few-shot fine-tuning, as TFA's), and every new class starts
+    as the one class the init knew (the same rows, told apart by training)."""
+    cfg, _ = config(size, classes, "frozen" if heads_only else None)
+    torch.manual_seed(seed)
+    model = cfg.build(train_scales=True)
+    if init is not None:
+        state = {k: v for k, v in init.items() if not (heads_only and k.endswith("num_batches_tracked"))}
+        apply_init(model, Init("pretrained", state, [PRETRAIN_CLASS]), list(classes))
+        if heads_only:
+            own = model.state_dict()
+            for key, per in CLASS_ROWS.items():
+                rows = state[key][per: 2 * per]
+                own[key][per:] = rows.repeat(len(classes), *[1] * (rows.dim() - 1))
+            model.load_state_dict(own)
+    if heads_only:
+        for name, param in model.named_parameters():
+            param.requires_grad = name.startswith(("roi_heads.box_predictor.", "roi_heads.mask_predictor."))
+    return model
+
+
+def train(doc: dict, root: Path, size: int, epochs: int, seed: int, init: dict | None = None,
+          classes: list[str] = CLASSES, max_lr: float | None = None, heads_only: bool = False):
+    """cpu-tiny trained on ``doc`` from :func:`initial_model`; ``epochs`` -N: about N steps."""
+    _, p = config(size)
+    if epochs < 0:  # -N: about N steps of 4 images, whatever the labelled set's size
+        epochs = max(1, round(-epochs * 4 / len(doc["images"])))
+    model = initial_model(size, seed, init, heads_only, classes)
+    trainer = Trainer(model, CocoInstances(doc, root, list(classes), flip=0.5, seed=seed),
+                      Recipe(epochs=epochs, batch_size=4, max_lr=max_lr or p["max_lr"], seed=seed,
                              clip_grad_norm=p["clip_grad_norm"]), Path(tempfile.mkdtemp(prefix="annot-al-")))
     trainer.save = lambda: None
     trainer.run()
     return trainer.model.eval()
+
+
+def budget_text(args) -> str:
+    return f"~{-args.epochs} steps" if args.epochs < 0 else f"{args.epochs} epochs"
+
+
+def pretrained_init(args) -> dict | None:
+    """The weights every training of the loop starts from. ``--init pretrain``:
+    cpu-tiny trained on other synthetic images (seed 300, classes drawn evenly,
+    no duplicates) where every shape is one class, ``object`` — it knows
+    objects and their masks but not which shape is which, as a COCO model
+    fine-tuned on new classes does. Cached in the temp folder by its options."""
+    if args.init == "scratch":
+        return None
+    cache = Path(tempfile.gettempdir()) / (f"annot-al-init-{args.size}px-{args.pretrain_images}img-"
+                                           f"{args.pretrain_epochs}ep.pt")
+    if cache.is_file():
+        print(f"pre-trained init: {cache} (cached)", flush=True)
+        return torch.load(cache, weights_only=True)
+    from shapes import shapes_coco
+
+    start = time.perf_counter()
+    root = Path(tempfile.mkdtemp(prefix="annot-al-pretrain-"))
+    doc = shapes_coco(root, args.pretrain_images, args.size, seed=300)
+    doc["annotations"] = [{**a, "category_id": 1} for a in doc["annotations"]]
+    doc["categories"] = [{"id": 1, "name": PRETRAIN_CLASS}]
+    state = train(doc, root, args.size, args.pretrain_epochs, seed=0, classes=[PRETRAIN_CLASS]).state_dict()
+    torch.save(state, cache)
+    print(f"pre-trained init: {args.pretrain_images} images, {args.pretrain_epochs} epochs, one class "
+          f"({(time.perf_counter() - start) / 60:.1f} min) -> {cache}", flush=True)
+    return state
 
 
 def test_ap(model, test_doc: dict, root: Path) -> tuple[float, float]:
@@ -102,21 +174,28 @@ def test_ap(model, test_doc: dict, root: Path) -> tuple[float, float]:
     return ev.coco["segm"]["AP"], ev.coco["bbox"]["AP"]
 
 
-def predictor_of(model) -> MaskRCNNPredictor:
+def predictor_of(model, mc_samples: int = 0) -> MaskRCNNPredictor:
     p = MaskRCNNPredictor()
-    p.load(model=model, classes=CLASSES, device="cpu", score_threshold=0.05, embeddings=True)
+    p.load(model=model, classes=CLASSES, device="cpu", score_threshold=0.05, embeddings=True, mc_samples=mc_samples)
     return p
 
 
-def score_pool(pred, images: dict[int, np.ndarray], ids: list[int], opts: ScoringOptions) -> dict[int, object]:
+def detect_pool(pred, images: dict[int, np.ndarray], ids: list[int], flip: bool) -> dict[int, tuple]:
+    """Each image's detections (and its mirror's), in batches of 8 (2x faster per image than one by one
+    at 96 px on the 2-core CPU)."""
     out = {}
-    for i in ids:
-        img = images[i]
-        det = pred.predict([img])[0]
-        flipped = pred.predict([np.ascontiguousarray(img[:, ::-1])])[0] if opts.flip else None
-        out[i] = score_detections(InputImage(Path(f"{i}"), str(i), i), det, opts, img.shape[:2], img.shape[:2],
-                                  flipped)
+    for k in range(0, len(ids), 8):
+        chunk = ids[k:k + 8]
+        dets = pred.predict([images[i] for i in chunk])
+        flipped = pred.predict([np.ascontiguousarray(images[i][:, ::-1]) for i in chunk]) if flip else [None] * 8
+        out.update({i: (d, f) for i, d, f in zip(chunk, dets, flipped)})
     return out
+
+
+def score_pool(dets: dict[int, tuple], images: dict[int, np.ndarray], ids: list[int],
+               opts: ScoringOptions) -> dict[int, object]:
+    return {i: score_detections(InputImage(Path(f"{i}"), str(i), i), dets[i][0], opts, images[i].shape[:2],
+                                images[i].shape[:2], dets[i][1]) for i in ids}
 
 
 def aulc(xs: list[float], ys: list[float]) -> float:
@@ -156,12 +235,14 @@ def run(args) -> None:
         instances[a["image_id"]] += 1
     step = max(1, round(args.pool * args.step))
     print(f"pool {len(ids)} images ({sum(instances.values())} instances), test {len(test_doc['images'])}; "
-          f"start {step}, +{step} per round, {args.rounds} rounds, {args.epochs} epochs per training, "
+          f"start {step}, +{step} per round, {args.rounds} rounds, {budget_text(args)} per training, "
           f"{args.size} px; strategies {', '.join(args.strategies)}; seeds {args.seeds}", flush=True)
     t0 = time.perf_counter()
+    init = pretrained_init(args)
     full = args.full_ap
     if full is None:
-        model = train(pool_doc, root, args.size, args.epochs, seed=0)
+        model = train(pool_doc, root, args.size, args.epochs, 0, init, max_lr=args.max_lr,
+                      heads_only=args.heads_only)
         full = test_ap(model, test_doc, root)[0]
         print(f"full pool ({len(ids)} images): test segm AP {full:.3f} ({(time.perf_counter() - t0) / 60:.1f} min)",
               flush=True)
@@ -169,9 +250,11 @@ def run(args) -> None:
     for seed in args.seeds:
         rng = np.random.default_rng(seed)
         first = sorted(rng.choice(ids, step, replace=False).tolist())
-        model0 = train(subset(pool_doc, set(first)), root, args.size, args.epochs, seed)
+        model0 = train(subset(pool_doc, set(first)), root, args.size, args.epochs, seed, init,
+                       max_lr=args.max_lr, heads_only=args.heads_only)
         ap0 = test_ap(model0, test_doc, root)
         print(f"seed {seed} round 0 ({len(first)} labelled): segm AP {ap0[0]:.3f}", flush=True)
+        round1 = {}  # model0's detections of the first pool, shared by every strategy's first round
         for name in args.strategies:
             strategy, score, agg, flip = STRATEGIES[name]
             opts = ScoringOptions(score, agg, 3, 1.0, flip)
@@ -179,13 +262,21 @@ def run(args) -> None:
             dups, score_s = 0, 0.0
             for r in range(1, args.rounds + 1):
                 pool = [i for i in ids if i not in set(labelled)]
-                pred = predictor_of(model)
+                pred = predictor_of(model, MC_SAMPLES if score == "mc" else 0)
                 start = time.perf_counter()
-                scored = score_pool(pred, images, pool, opts) if strategy != "random" else {}
-                lab_emb = None
+                scored, lab_emb = {}, None
+                if strategy != "random":
+                    key = (flip, score == "mc")
+                    if r == 1 and key in round1:
+                        dets = round1[key]
+                    else:
+                        dets = detect_pool(pred, images, pool, flip)
+                        if r == 1:
+                            round1[key] = dets
+                    scored = score_pool(dets, images, pool, opts)
                 if strategy in ("diversity", "hybrid"):
-                    lab_scores = score_pool(pred, images, labelled, opts)
-                    lab_emb = np.stack([s.embedding for s in lab_scores.values()])
+                    lab = score_pool(detect_pool(pred, images, labelled, False), images, labelled, opts)
+                    lab_emb = np.stack([s.embedding for s in lab.values()])
                 score_s += time.perf_counter() - start
                 cands = [Candidate(str(i), scored[i].components[score] if scored else 0.0, hashes[i],
                                    scored[i].embedding if scored else None) for i in pool]
@@ -195,7 +286,8 @@ def run(args) -> None:
                 picked = [pool[p.index] for p in sel.picks]
                 dups += duplicates_taken(picked, labelled, hashes)
                 labelled += picked
-                model = train(subset(pool_doc, set(labelled)), root, args.size, args.epochs, seed)
+                model = train(subset(pool_doc, set(labelled)), root, args.size, args.epochs, seed, init,
+                              max_lr=args.max_lr, heads_only=args.heads_only)
                 segm, bbox = test_ap(model, test_doc, root)
                 curve.append((len(labelled), segm, bbox, sum(instances[i] for i in labelled), dups))
                 print(f"seed {seed} {name} round {r} ({len(labelled)} labelled, "
@@ -267,7 +359,7 @@ def cost(args) -> None:
     imgs = [load_rgb(root / im["file_name"]) for im in pool_doc["images"]]
     model = train(subset(pool_doc, {im["id"] for im in pool_doc["images"][:24]}), root, args.size, 10, 0)
     tensors = [torch.from_numpy(im).permute(2, 0, 1).float() / 255 for im in imgs]
-    pred = predictor_of(model)
+    pred, mc_pred = predictor_of(model), predictor_of(model, MC_SAMPLES)
     model.roi_heads.score_thresh = 0.05  # torchvision's own threshold, as the predictor's
     opts, flip_opts = ScoringOptions(), ScoringOptions(score="flip", flip=True)
 
@@ -276,22 +368,24 @@ def cost(args) -> None:
             for t in tensors:
                 model([t])
 
-    def scored(o):
+    def scored(o, p=pred):
         for im in imgs:
-            det = pred.predict([im])[0]
+            det = p.predict([im])[0]
             fl = pred.predict([np.ascontiguousarray(im[:, ::-1])])[0] if o.flip else None
             score_detections(InputImage(Path("x"), "x", 1), det, o, im.shape[:2], im.shape[:2], fl)
 
-    times = {"plain": [], "scored": [], "flip": []}
+    times = {"plain": [], "scored": [], "flip": [], "mc": []}
     for _ in range(args.repeat):
-        for key, f in (("plain", plain), ("scored", lambda: scored(opts)), ("flip", lambda: scored(flip_opts))):
+        for key, f in (("plain", plain), ("scored", lambda: scored(opts)), ("flip", lambda: scored(flip_opts)),
+                       ("mc", lambda: scored(opts, mc_pred))):
             start = time.perf_counter()
             f()
             times[key].append(time.perf_counter() - start)
     med = {k: statistics.median(v) for k, v in times.items()}
     print(f"{len(imgs)} images at {args.size} px, median of {args.repeat}: plain torchvision {med['plain']:.2f} s, "
           f"annot scoring {med['scored']:.2f} s ({med['scored'] / med['plain']:.3f}x, goal <= 1.10x), "
-          f"with flip {med['flip']:.2f} s ({med['flip'] / med['plain']:.3f}x)")
+          f"with flip {med['flip']:.2f} s ({med['flip'] / med['plain']:.3f}x), with {MC_SAMPLES} MC dropout passes "
+          f"{med['mc']:.2f} s ({med['mc'] / med['plain']:.3f}x)")
     rng = np.random.default_rng(0)
     emb = normalise(rng.normal(size=(100_000, 256)).astype(np.float32))
     lab = normalise(rng.normal(size=(1_000, 256)).astype(np.float32))
@@ -310,8 +404,18 @@ def main() -> None:
     ap.add_argument("--step", type=float, default=0.05, help="share of the pool labelled first and per round")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--epochs", type=int, default=20)
+    ap.add_argument("--steps", type=int, help="train every round for about this many steps instead of --epochs "
+                                               "epochs (the labelled set's size then changes what, not how long)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--strategies", nargs="+", choices=list(STRATEGIES), default=DEFAULT)
+    ap.add_argument("--init", choices=["pretrain", "scratch"], default="scratch",
+                    help="every training starts from a one-class pre-trained model, or from random weights")
+    ap.add_argument("--max-lr", type=float, help="the loop's peak learning rate [default: cpu-tiny's]")
+    ap.add_argument("--heads-only", action="store_true",
+                    help="fine-tune only the box and mask predictors on the pre-trained trunk (frozen)")
+    ap.add_argument("--pretrain-images", type=int, default=300)
+    ap.add_argument("--pretrain-epochs", type=int, default=8)
+    ap.add_argument("--check-sizes", type=int, nargs="*", help="with --check: train on the first N pool images")
     ap.add_argument("--full-ap", type=float, help="the full pool's AP, measured before (skips its training)")
     ap.add_argument("--check", action="store_true", help="only train on the full pool and report its AP")
     ap.add_argument("--cost", action="store_true", help="only the cost measurements")
@@ -321,6 +425,8 @@ def main() -> None:
     args = ap.parse_args()
     if "random" not in args.strategies and not (args.check or args.cost):
         ap.error("random is the baseline: include it")
+    if args.steps:
+        args.epochs = -args.steps
     torch.set_num_threads(torch.get_num_threads())
     print("options:", vars(args), flush=True)
     if args.cost:
@@ -328,14 +434,18 @@ def main() -> None:
     elif args.check:
         root = Path(tempfile.mkdtemp(prefix="annot-al-bench-"))
         pool_doc, test_doc = make_data(root, args.pool, args.test, args.size)
+        init = pretrained_init(args)
         for seed in args.seeds:
-            start = time.perf_counter()
-            model = train(pool_doc, root, args.size, args.epochs, seed)
-            segm, bbox = test_ap(model, test_doc, root)
-            untrained = test_ap(config(args.size)[0].build().eval(), test_doc, root)[0]
-            print(f"seed {seed}: full pool ({args.pool} images, {args.epochs} epochs, "
-                  f"{(time.perf_counter() - start) / 60:.1f} min): test segm AP {segm:.3f}, bbox AP {bbox:.3f}; "
-                  f"untrained {untrained:.3f}", flush=True)
+            torch.manual_seed(seed)
+            untrained = test_ap(initial_model(args.size, seed, init, args.heads_only).eval(), test_doc, root)[0]
+            for n in args.check_sizes or [args.pool]:
+                start = time.perf_counter()
+                model = train(subset(pool_doc, {im["id"] for im in pool_doc["images"][:n]}), root, args.size,
+                              args.epochs, seed, init, max_lr=args.max_lr, heads_only=args.heads_only)
+                segm, bbox = test_ap(model, test_doc, root)
+                print(f"seed {seed}: {n} pool images, {budget_text(args)} from {args.init} "
+                      f"({(time.perf_counter() - start) / 60:.1f} min): test segm AP {segm:.3f}, bbox AP {bbox:.3f}; "
+                      f"the init alone {untrained:.3f}", flush=True)
     else:
         run(args)
 
