@@ -231,8 +231,10 @@ def run(args) -> None:
     images = {im["id"]: load_rgb(root / im["file_name"]) for im in pool_doc["images"]}
     hashes = {im["id"]: phash_file(root / im["file_name"]) for im in pool_doc["images"]}
     instances = {i: 0 for i in ids}
+    per_class = {i: [0] * len(CLASSES) for i in ids}
     for a in pool_doc["annotations"]:
         instances[a["image_id"]] += 1
+        per_class[a["image_id"]][a["category_id"] - 1] += 1
     step = max(1, round(args.pool * args.step))
     print(f"pool {len(ids)} images ({sum(instances.values())} instances), test {len(test_doc['images'])}; "
           f"start {step}, +{step} per round, {args.rounds} rounds, {budget_text(args)} per training, "
@@ -240,13 +242,14 @@ def run(args) -> None:
     t0 = time.perf_counter()
     init = pretrained_init(args)
     full = args.full_ap
-    if full is None:
+    if full is None and not args.picks:
         model = train(pool_doc, root, args.size, args.epochs, 0, init, max_lr=args.max_lr,
                       heads_only=args.heads_only)
         full = test_ap(model, test_doc, root)[0]
         print(f"full pool ({len(ids)} images): test segm AP {full:.3f} ({(time.perf_counter() - t0) / 60:.1f} min)",
               flush=True)
-    results = {"full_pool_segm_AP": full, "args": vars(args), "runs": []}
+    results = {"full_pool_segm_AP": full, "args": vars(args), "runs": [], "picks": [],
+               "pool_classes": [sum(per_class[i][c] for i in ids) for c in range(len(CLASSES))]}
     for seed in args.seeds:
         rng = np.random.default_rng(seed)
         first = sorted(rng.choice(ids, step, replace=False).tolist())
@@ -280,11 +283,16 @@ def run(args) -> None:
                 score_s += time.perf_counter() - start
                 cands = [Candidate(str(i), scored[i].components[score] if scored else 0.0, hashes[i],
                                    scored[i].embedding if scored else None) for i in pool]
-                sel = select(cands, step, strategy, seed=seed * 1000 + r,
+                sel = select(cands, args.picks or step, strategy, seed=seed * 1000 + r,
                              labelled_hashes=[hashes[i] for i in labelled], labelled_embeddings=lab_emb,
                              radius=RADIUS)
                 picked = [pool[p.index] for p in sel.picks]
                 dups += duplicates_taken(picked, labelled, hashes)
+                if args.picks:  # what the first model's ranking asks to label, no retraining
+                    results["picks"].append({"seed": seed, "strategy": name, "dups": dups, "classes": [
+                        sum(per_class[i][c] for i in picked) for c in range(len(CLASSES))]})
+                    print(f"seed {seed} {name}: {results['picks'][-1]}", flush=True)
+                    break
                 labelled += picked
                 model = train(subset(pool_doc, set(labelled)), root, args.size, args.epochs, seed, init,
                               max_lr=args.max_lr, heads_only=args.heads_only)
@@ -293,9 +301,27 @@ def run(args) -> None:
                 print(f"seed {seed} {name} round {r} ({len(labelled)} labelled, "
                       f"{curve[-1][3]} instances, {dups} near-duplicates taken): segm AP {segm:.3f} bbox AP "
                       f"{bbox:.3f} [{(time.perf_counter() - t0) / 60:.1f} min]", flush=True)
-            results["runs"].append({"seed": seed, "strategy": name, "curve": curve, "scoring_s": score_s})
+            if not args.picks:
+                results["runs"].append({"seed": seed, "strategy": name, "curve": curve, "scoring_s": score_s})
         Path(args.json).write_text(json.dumps(results, indent=1))
-    report(results, args)
+    (report_picks if args.picks else report)(results, args)
+
+
+def report_picks(results: dict, args) -> None:
+    """Per strategy, over seeds: what the batch holds against the pool's own mix."""
+    pool = results["pool_classes"]
+    share = [f"{c / sum(pool):.0%}" for c in pool]
+    print(f"\n{args.picks} images picked by the first model (trained on a random {args.step:.0%} of the pool); "
+          f"the pool's instances: {sum(pool)} ({' / '.join(share)} {'/'.join(CLASSES)})\n")
+    print(f"| strategy | instances (mean) | {' | '.join(CLASSES)} | near-duplicates |")
+    print("|---|---:|" + "---:|" * len(CLASSES) + "---:|")
+    for name in dict.fromkeys(p["strategy"] for p in results["picks"]):
+        rows = [p for p in results["picks"] if p["strategy"] == name]
+        total = [sum(r["classes"]) for r in rows]
+        cells = [f"{statistics.mean(r['classes'][c] / max(t, 1) for r, t in zip(rows, total)):.0%}"
+                 for c in range(len(CLASSES))]
+        print(f"| {name} | {statistics.mean(total):.1f} | {' | '.join(cells)} | "
+              f"{statistics.mean(r['dups'] for r in rows):.1f} |")
 
 
 def report(results: dict, args) -> None:
@@ -416,6 +442,8 @@ def main() -> None:
     ap.add_argument("--pretrain-images", type=int, default=300)
     ap.add_argument("--pretrain-epochs", type=int, default=8)
     ap.add_argument("--check-sizes", type=int, nargs="*", help="with --check: train on the first N pool images")
+    ap.add_argument("--picks", type=int, help="only the first round: what each strategy picks (N images) from "
+                                               "the first model, by class, without retraining")
     ap.add_argument("--full-ap", type=float, help="the full pool's AP, measured before (skips its training)")
     ap.add_argument("--check", action="store_true", help="only train on the full pool and report its AP")
     ap.add_argument("--cost", action="store_true", help="only the cost measurements")
