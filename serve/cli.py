@@ -72,7 +72,8 @@ def _check_port_free(host: str, port: int) -> None:
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default=None, help="[default: cuda when available]")
 @click.option("--score-threshold", type=click.FloatRange(0, 1), default=0.5,
               help="Drop detections scoring below this.")
-@click.option("--rank-score", type=click.Choice([s for s in SCORES if s != "flip"]), default="combined",
+# flip and mc need extra model passes that /predict does not run
+@click.option("--rank-score", type=click.Choice([s for s in SCORES if s not in ("flip", "mc")]), default="combined",
               help="Each prediction's score is 1 - this uncertainty (as `annot rank` scores): Label Studio's "
                    "uncertainty sampling serves the lowest first.")
 @click.option("--rank-agg", type=click.Choice(AGGREGATIONS), default="max", help="Detections -> the task's uncertainty.")

@@ -608,6 +608,13 @@ def test_serve_on_a_port_in_use_is_one_line(annot, tmp_path, monkeypatch):
                                      "(another server there? choose --port)\n"
 
 
+@pytest.mark.parametrize("score", ["flip", "mc"])
+def test_serve_refuses_a_rank_score_that_needs_extra_passes(annot, tmp_path, monkeypatch, score):
+    monkeypatch.chdir(tmp_path)
+    r = annot("serve", "--model", "none", "--rank-score", score)
+    assert r.code == 2 and f"'{score}' is not one of" in r.err
+
+
 def test_label_studio_access_check_names_what_is_wrong(two_hosts):
     ls, _ = two_hosts
     assert LabelStudioClient(ls, "0123456789abcdef0123456789abcdef01234567").check_access() is None
