@@ -41,6 +41,7 @@ CLASSIFICATION = ("least_confidence", "margin", "entropy")
 # so ranking keeps far more than pre-annotation's 0.5
 SCORING_THRESHOLD = 0.05
 SCORES = (*CLASSIFICATION, "mask", "flip", "mc", "combined")
+EXTRA_PASSES = ("flip", "mc")  # scores that need more model runs than one plain prediction
 _TINY = 1e-12
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from annot.active_learning.aggregate import AGGREGATIONS
-from annot.active_learning.scores import SCORES
+from annot.active_learning.scores import EXTRA_PASSES, SCORES
 from annot.errors import AnnotError
 
 
@@ -72,8 +72,7 @@ def _check_port_free(host: str, port: int) -> None:
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default=None, help="[default: cuda when available]")
 @click.option("--score-threshold", type=click.FloatRange(0, 1), default=0.5,
               help="Drop detections scoring below this.")
-# flip and mc need extra model passes that /predict does not run
-@click.option("--rank-score", type=click.Choice([s for s in SCORES if s not in ("flip", "mc")]), default="combined",
+@click.option("--rank-score", type=click.Choice([s for s in SCORES if s not in EXTRA_PASSES]), default="combined",
               help="Each prediction's score is 1 - this uncertainty (as `annot rank` scores): Label Studio's "
                    "uncertainty sampling serves the lowest first.")
 @click.option("--rank-agg", type=click.Choice(AGGREGATIONS), default="max", help="Detections -> the task's uncertainty.")

@@ -253,6 +253,8 @@ def test_mc_dropout_without_dropout_matches_every_detection_to_itself(project, m
 
 
 def test_mc_dropout_is_seeded_per_image_and_leaves_the_model_alone(project):
+    import torch
+
     from annot.detections import CLASS_PROBS, MC_CLASS_PROBS, MC_IOU
     from annot.plugins.images import load_rgb
 
@@ -263,7 +265,7 @@ def test_mc_dropout_is_seeded_per_image_and_leaves_the_model_alone(project):
     alone = [p.predict([im])[0] for im in imgs]
     batch = p.predict(imgs)
     assert not p.model.training
-    assert all(torch_equal(before[k], v) for k, v in p.model.state_dict().items())
+    assert all(torch.equal(before[k], v) for k, v in p.model.state_dict().items())
     moved = 0
     for a, b in zip(alone, batch):
         assert np.allclose(a.data[MC_IOU], b.data[MC_IOU], atol=1e-5)
@@ -271,12 +273,6 @@ def test_mc_dropout_is_seeded_per_image_and_leaves_the_model_alone(project):
         assert ((iou == 0) | (iou > 0.5)).all()
         moved += int((np.abs(a.data[MC_CLASS_PROBS] - a.data[CLASS_PROBS][:, None, :]).max(axis=2) > 1e-3).sum())
     assert moved > 0  # the dropout does change what the box head says
-
-
-def torch_equal(a, b) -> bool:
-    import torch
-
-    return bool(torch.equal(a, b))
 
 
 def test_rank_by_mc_dropout_matches_the_predictor(annot, project, tmp_path):
