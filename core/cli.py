@@ -160,6 +160,32 @@ def convert(ctx, src, dst, inputs, out, labels, on_error, overwrite, quiet, jobs
 
 
 @cli.command()
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("-o", "--output", "out", required=True, type=click.Path(path_type=Path), help="The merged COCO file.")
+@click.option("--labels", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Category order of the output, one name per line [default: as names first appear].")
+@click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
+@click.option("-q", "--quiet", is_flag=True, help="No summary.")
+def merge(inputs, out, labels, overwrite, quiet):
+    """Merge COCO files of disjoint images into one (categories matched by name, ids renumbered)."""
+    from .merge import merge as merge_datasets
+
+    reader = Registry().get("coco").load("reader")
+    check_writable(out, overwrite)
+    opts = ConvertOptions(quiet=True, overwrite=overwrite)
+    report = Report("fail")
+    with bulk():
+        parts = [(path, reader([path], opts, report)) for path in inputs]
+        ds = merge_datasets(parts, read_labels(labels) if labels else None)
+        written = Registry().get("coco").load("writer")(ds, out, opts, report)
+    if not quiet:
+        from .summary import print_convert_summary
+
+        print_convert_summary(ds, written, report)
+    return ds
+
+
+@cli.command()
 @click.argument("fmt", metavar="FORMAT", type=click.Choice(["coco"]))
 @click.argument("file", type=click.Path(path_type=Path))
 @click.option("--gt", type=click.Path(exists=True, dir_okay=False, path_type=Path),
