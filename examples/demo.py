@@ -1,118 +1,352 @@
-"""``make demo``: convert the bundled synthetic project from every tool's
-format to COCO, validate each result and print one summary table; then turn
-the labelImg boxes into masks with GrabCut (``annot predict``, offline) as
-Label Studio pre-annotations, scored against the labelme outlines.
+"""``make demo``: the whole annot loop on a synthetic project, offline.
 
-The commands it runs are printed first, so the demo doubles as a tour of
-``annot convert`` and ``annot validate``.
+Three teams labelled shapes in labelme, labelImg and Label Studio. The demo
+converts their files to COCO (GrabCut turns the labelImg boxes into masks),
+merges and validates them, imports them into a fresh store and splits them,
+trains a cpu-tiny Mask R-CNN, then runs the labelling loop: ``annot rank``
+picks the next batch from the unlabelled pool, a simulated annotator labels
+it (reveals its ground truth), a new dataset version is imported and the model
+retrained from the promoted one, and promoted only if it is better on
+validation. Random picks run beside it as the baseline, from the same first
+model. Finally ``annot predict`` pre-annotates the images still unlabelled, as
+a Label Studio import file and COCO results, and ``demo-report/index.html``
+shows what happened.
+
+Every step is an ``annot`` command, printed as it runs (run in this process,
+so torch is imported once). Everything is written under ``--out``.
+
+    python examples/demo.py [--out build/demo] [--size full|quick]
 """
 
 from __future__ import annotations
 
+import argparse
+import contextlib
+import io
 import json
+import math
+import os
 import shlex
 import shutil
-import subprocess
 import sys
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
-
-import numpy as np
-from rich.console import Console
-from rich.table import Table
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from synthetic import write_project  # noqa: E402
+from demo_data import TEAMS, World, write_world  # noqa: E402
+from rich import progress as bars  # noqa: E402
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
 
-OUT = HERE.parent / "build" / "demo"
-LABEL_CONFIG = HERE / "label_config.xml"
-
-
-def run(console: Console, *args: str) -> subprocess.CompletedProcess:
-    console.print(f"[dim]$ annot {shlex.join(args)}[/dim]")
-    return subprocess.run([sys.executable, "-m", "annot.cli", *args], capture_output=True, text=True)
-
-
-def main() -> int:
-    console = Console()
-    shutil.rmtree(OUT, ignore_errors=True)
-    dirs = write_project(OUT)
-    labels = str(OUT / "labels.txt")
-    jobs = [
-        ("labelme", [str(dirs["labelme"]), "--labels", labels]),
-        ("voc", [str(dirs["voc"]), "--labels", labels]),
-        ("yolo", [str(dirs["yolo"])]),
-        ("createml", [str(dirs["createml"] / "annotations.json"), "--labels", labels]),
-        ("labelstudio", [str(dirs["labelstudio"] / "export.json"), "--labels", labels]),
-    ]
-    table = Table(title=f"annot demo: {OUT}")
-    for col in ("source", "images", "instances", "polygons", "rle masks", "classes", "annot validate"):
-        table.add_column(col, justify="left" if col in ("source", "annot validate") else "right")
-    failed = False
-    for src, args in jobs:
-        out = OUT / f"{src}.coco.json"
-        conv = run(console, "convert", src, "coco", *args, "-o", str(out), "--quiet")
-        if conv.returncode:
-            console.print(f"[red]{conv.stderr.strip()}[/red]")
-            failed = True
-            continue
-        val = run(console, "validate", "coco", str(out))
-        coco = json.loads(out.read_text())
-        anns = coco["annotations"]
-        table.add_row(
-            src, str(len(coco["images"])), str(len(anns)),
-            str(sum(isinstance(a["segmentation"], list) for a in anns)),
-            str(sum(isinstance(a["segmentation"], dict) for a in anns)),
-            str(len(coco["categories"])),
-            "[green]valid[/green]" if val.returncode == 0 else f"[red]{val.stderr.strip()}[/red]",
-        )
-        failed |= val.returncode != 0
-    # and back: COCO -> Label Studio pre-annotations for review
-    back = OUT / "labelme.labelstudio.json"
-    conv = run(console, "convert", "coco", "labelstudio", str(OUT / "labelme.coco.json"), "-o", str(back),
-               "--as", "predictions", "--model-version", "demo", "--image-url-prefix", "/data/local-files/?d=images/", "-q")
-    failed |= conv.returncode != 0
-    console.print(table)
-    if not conv.returncode:
-        console.print(f"Label Studio pre-annotations for review: {back} ({len(json.loads(back.read_text()))} tasks)")
-    failed |= not boxes_to_masks(console, dirs)
-    return 1 if failed else 0
+LABEL_CONFIG = HERE / "labelstudio" / "shapes.xml"
+MARKER = ".annot-demo"  # the folder is the demo's: the next run may replace it
+RATIOS = "0.8,0.2,0"  # train, val; the test set is held out as its own dataset
+BATCH = 4  # cpu-tiny's images per step
+STAGES = ("three teams' labels", "every tool's files to one COCO dataset", "a fresh store: import, leak-free split",
+          "the first model", "the labelling loop", "pre-annotations for the images still unlabelled", "the report")
 
 
-def boxes_to_masks(console: Console, dirs: dict[str, Path]) -> bool:
-    """labelImg boxes -> GrabCut masks (offline, no weights), scored against the labelme outlines."""
-    from pycocotools import mask as mask_utils
+@dataclass(frozen=True)
+class Plan:
+    world: World
+    rounds: int  # labelling rounds after the first model
+    budget: int  # images picked per round
+    first_steps: int  # training steps of the first model (from scratch)
+    retrain_steps: int  # of each retrain (from the promoted model)
 
-    masks = OUT / "grabcut.results.json"
-    tasks = OUT / "grabcut.labelstudio.json"
-    common = ["predict", "--model", "grabcut", str(dirs["images"]), "--gt", str(OUT / "voc.coco.json"), "-q"]
-    for extra in (["--format", "coco", "-o", str(masks)], ["-o", str(tasks), "--label-config", str(LABEL_CONFIG)]):
-        res = run(console, *common, *extra)
-        if res.returncode:
-            console.print(f"[red]{res.stderr.strip()}[/red]")
-            return False
-    truth = json.loads((OUT / "labelme.coco.json").read_text())
-    boxes = json.loads((OUT / "voc.coco.json").read_text())
-    ids = {im["file_name"]: im["id"] for im in truth["images"]}
-    names = {im["id"]: im["file_name"] for im in boxes["images"]}
-    size = {im["id"]: (im["height"], im["width"]) for im in truth["images"]}
-    predicted = json.loads(masks.read_text())
-    gc_iou, box_iou = [], []
-    for a in truth["annotations"]:
-        h, w = size[a["image_id"]]
-        gt = mask_utils.merge(mask_utils.frPyObjects(a["segmentation"], h, w)) \
-            if isinstance(a["segmentation"], list) else a["segmentation"]
-        mine = [p["segmentation"] for p in predicted
-                if ids[names[p["image_id"]]] == a["image_id"] and p["category_id"] == a["category_id"]]
-        if mine:
-            gc_iou.append(float(mask_utils.iou(mine, [gt], [0]).max()))
-            box = mask_utils.frPyObjects(np.array([a["bbox"]], dtype=np.float64), h, w)
-            box_iou.append(float(mask_utils.iou(box, [gt], [0])[0][0]))
-    console.print(f"GrabCut masks from the labelImg boxes: mean mask IoU {sum(gc_iou) / len(gc_iou):.3f} against "
-                  f"the labelme outlines (the boxes themselves: {sum(box_iou) / len(box_iou):.3f}), "
-                  f"{len(gc_iou)} objects; for review in Label Studio: {tasks}")
-    return True
+
+PLANS = {
+    # ~5 minutes on a 2-core CPU (benchmarks/RESULTS.md "make demo")
+    "full": Plan(World(per_team=20, pool=120, test=30, size=96), rounds=2, budget=20, first_steps=300,
+                 retrain_steps=150),
+    # the test suite's: every step and artefact, tens of seconds
+    "quick": Plan(World(per_team=4, pool=12, test=4, size=64), rounds=2, budget=3, first_steps=3, retrain_steps=2),
+}
+
+
+class CommandFailed(Exception):
+    pass
+
+
+@dataclass
+class Run:
+    """The demo's console and what it has learnt so far (the report's facts)."""
+
+    console: Console
+    out: Path
+    progress: bars.Progress
+    task: bars.TaskID
+    commands: int = 0
+    facts: dict = field(default_factory=dict)
+
+    def stage(self, k: int) -> None:
+        self.progress.update(self.task, completed=k)
+        self.console.rule(f"{k + 1}. {STAGES[k]}")
+
+    def annot(self, *args, parse: bool = False):
+        """Run one ``annot`` command in this process; its output is kept
+        (parsed when it is JSON), shown only when it fails."""
+        from annot.cli import main
+
+        argv = [str(a) for a in args]
+        self.commands += 1
+        self.progress.update(self.task, description=f"annot {' '.join(argv[:2])}")
+        stdout, stderr = io.StringIO(), io.StringIO()
+        started = time.perf_counter()
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            code = main(argv)
+        took = time.perf_counter() - started
+        self.console.print(f"[dim]$ annot {shlex.join(argv)}[/dim]" + (f" [cyan]{took:.0f} s[/cyan]" if took >= 1 else ""))
+        if code:
+            raise CommandFailed(f"annot {argv[0]} failed ({code}): {(stderr.getvalue() or stdout.getvalue()).strip()}")
+        return json.loads(stdout.getvalue()) if parse else stdout.getvalue()
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", type=Path, default=HERE.parent / "build" / "demo")
+    ap.add_argument("--size", choices=sorted(PLANS), default="full")
+    args = ap.parse_args(argv)
+    out = args.out.resolve()
+    if out.exists() and any(out.iterdir()):
+        if not (out / MARKER).exists():
+            print(f"demo: {out} exists and is not a demo's folder; give another --out", file=sys.stderr)
+            return 2
+        shutil.rmtree(out)  # the previous demo's
+    out.mkdir(parents=True, exist_ok=True)
+    (out / MARKER).write_text("written by examples/demo.py; replaced by the next run\n")
+    os.environ["MPLCONFIGDIR"] = str(out / ".cache" / "matplotlib")  # nothing written outside --out
+    os.environ["ANNOT_DB"] = f"sqlite:///{out / 'annot.db'}"
+    os.environ["ANNOT_STORE"] = str(out / "annot-store")
+    os.chdir(out)
+    console = Console(file=sys.stdout, highlight=False)  # bound now: the commands' own output is captured
+    started = time.perf_counter()
+    with bars.Progress(bars.SpinnerColumn(), bars.TextColumn("{task.description:<24}"), bars.BarColumn(),
+                       bars.MofNCompleteColumn(), bars.TextColumn("stages"), bars.TimeElapsedColumn(),
+                       console=console) as progress:
+        run = Run(console, out, progress, progress.add_task("", total=len(STAGES)))
+        try:
+            loop(run, PLANS[args.size])
+        except CommandFailed as e:
+            console.print(f"[red]{e}[/red]")
+            return 1
+        run.stage(6)
+        from demo_report import write_report
+
+        page = write_report(out / "demo-report", run.facts)
+        progress.update(run.task, completed=len(STAGES), description="done")
+    console.print(f"\n[bold]report:[/bold] {page}")
+    console.print(f"{run.commands} annot commands, {time.perf_counter() - started:.0f} s in all")
+    return 0
+
+
+def loop(run: Run, plan: Plan) -> None:
+    c = run.console
+    run.stage(0)
+    names = write_world(run.out, plan.world)
+    run.facts["plan"] = {"size": plan.world.size, "per_team": plan.world.per_team, "pool": plan.world.pool,
+                         "test": plan.world.test, "rounds": plan.rounds, "budget": plan.budget}
+    c.print(f"{plan.world.per_team} images per team (labelme polygons, labelImg boxes, Label Studio polygons and "
+            f"brush), {plan.world.pool} unlabelled, {plan.world.test} held out for testing; {plan.world.size} px")
+    run.stage(1)
+    labelled = convert_and_merge(run)
+    run.stage(2)
+    store_setup(run, labelled)
+    run.stage(3)
+    first = train(run, "shapes", "maskrcnn", "scratch", plan.first_steps)
+    # each line's serving model: the promoted version, or the first model until one is promoted
+    lines = {"uncertainty": ("shapes", "maskrcnn"), "random": ("shapes-random", "maskrcnn-random")}
+    serving = {s: first["ref"] for s in lines}
+    rounds = {s: [first] for s in lines}
+    run.stage(4)
+    labelled_files = {s: labelled for s in lines}
+    picked: dict[str, list[str]] = {s: [] for s in lines}
+    for r in range(1, plan.rounds + 1):
+        for strategy, (dataset, name) in lines.items():
+            batch = pick(run, r, strategy, dataset, serving[strategy], plan.budget)
+            picked[strategy] += batch
+            labelled_files[strategy] = label(run, r, strategy, dataset, labelled_files[strategy], batch)
+            entry = train(run, dataset, name, serving[strategy], plan.retrain_steps)
+            serving[strategy] = entry["ref"] if entry["promoted"] else serving[strategy]
+            rounds[strategy].append(entry)
+        round_table(run, rounds, r)
+    run.facts["serving"] = serving
+    run.facts["rounds"] = rounds
+    run.stage(5)
+    remaining = [n for n in names["pool"] if n not in set(picked["uncertainty"])]
+    pre_annotate(run, serving["uncertainty"], remaining)
+    run.facts["models"] = run.annot("models", "list", "--json", parse=True)
+    models_table(run)
+
+
+def convert_and_merge(run: Run) -> Path:
+    labels = "teams/labels.txt"
+    Path("coco").mkdir()
+    run.annot("convert", "labelme", "coco", "teams/labelme", "--labels", labels, "-o", "coco/labelme.coco.json", "-q")
+    run.annot("convert", "voc", "coco", "teams/labelimg", "--labels", labels, "-o", "coco/labelimg.boxes.coco.json",
+              "-q")
+    # labelImg draws boxes only: GrabCut cuts each object out of its box
+    run.annot("predict", "--model", "grabcut", "teams/labelimg", "--gt", "coco/labelimg.boxes.coco.json",
+              "--format", "coco", "-o", "coco/labelimg.grabcut.json", "-q")
+    run.annot("convert", "coco", "coco", "coco/labelimg.grabcut.json", "-o", "coco/labelimg.coco.json", "-q")
+    run.annot("convert", "labelstudio", "coco", "teams/labelstudio/export.json", "--labels", labels,
+              "-o", "coco/labelstudio.coco.json", "-q")
+    parts = {"labelme": "coco/labelme.coco.json", "labelimg": "coco/labelimg.coco.json",
+             "labelstudio": "coco/labelstudio.coco.json"}
+    merged = Path("coco/labelled.coco.json")
+    run.annot("merge", *parts.values(), "--labels", labels, "-o", merged, "-q")
+    verdict = run.annot("validate", "coco", merged).strip()
+    table = Table(title="the teams' labels as COCO")
+    for col in ("team", "tool", "images", "instances", "polygons", "RLE masks"):
+        table.add_column(col, justify="left" if col in ("team", "tool") else "right")
+    sources = []
+    for team, path in zip(TEAMS, parts.values()):
+        doc = json.loads(Path(path).read_text())
+        anns = doc["annotations"]
+        row = {"team": team, "tool": {"labelme": "labelme", "labelimg": "labelImg (boxes) + GrabCut",
+                                      "labelstudio": "Label Studio"}[team],
+               "images": len(doc["images"]), "instances": len(anns),
+               "polygons": sum(isinstance(a["segmentation"], list) for a in anns),
+               "rle": sum(isinstance(a["segmentation"], dict) for a in anns)}
+        sources.append(row)
+        table.add_row(*(str(v) for v in row.values()))
+    run.console.print(table)
+    run.console.print(verdict)
+    run.facts["sources"] = sources
+    run.facts["validate"] = verdict
+    return merged
+
+
+def store_setup(run: Run, labelled: Path) -> None:
+    run.annot("dataset", "import", "shapes", labelled, "--image-root", "data/images", "-m", "the three teams' labels")
+    split = run.annot("dataset", "split", "shapes", "--ratios", RATIOS, "--json", parse=True)
+    run.annot("dataset", "import", "shapes-test", "data/test/test.coco.json", "--image-root", "data/test",
+              "-m", "held out: never trained on, never ranked")
+    # the baseline's own line of versions, from the same labels and split seed
+    run.annot("dataset", "import", "shapes-random", labelled, "--image-root", "data/images", "-m", "baseline")
+    run.annot("dataset", "split", "shapes-random", "--ratios", RATIOS, "--json", parse=True)
+    run.facts["splits"] = [{**split, "ref": "shapes@1"}]
+    split_table(run, split, "shapes@1")
+
+
+def split_table(run: Run, split: dict, ref: str) -> None:
+    subsets = {k: v for k, v in split["subsets"].items() if v["images"]}
+    classes = sorted({c for v in subsets.values() for c in v["instances"]})
+    table = Table(title=f"{ref} split")
+    for col in ("subset", "images", *classes):
+        table.add_column(col, justify="left" if col == "subset" else "right")
+    for name, v in subsets.items():
+        table.add_row(name, str(v["images"]), *(str(v["instances"].get(c, 0)) for c in classes))
+    run.console.print(table)
+
+
+def train_images(dataset: str) -> int:
+    from annot.db.session import open_store
+    from annot.db.splits import subset_file_names
+
+    store = open_store(None, None, create=False)
+    try:
+        return len(subset_file_names(store, dataset, "default", "train")[1])
+    finally:
+        store.engine.dispose()
+
+
+def train(run: Run, dataset: str, name: str, init: str, steps: int) -> dict:
+    """Train ``name`` on ``dataset``'s newest version for about ``steps``
+    steps from ``init``; evaluate it on the held-out test set."""
+    epochs = max(1, math.ceil(steps * BATCH / train_images(dataset)))
+    size = str(run.facts["plan"]["size"])
+    result = run.annot("train", dataset, "--name", name, "--preset", "cpu-tiny", "--init", init, "--epochs", epochs,
+                       "--image-size", size, "-q", "--json", parse=True)
+    ref = result["model"]
+    test = run.annot("evaluate", ref, "shapes-test", "--split", "all", "--json",
+                     parse=True)
+    versions = run.annot("dataset", "versions", dataset, "--json", parse=True)
+    entry = {"model": result["model"], "ref": ref, "dataset": f"{dataset}@{versions[-1]['version']}", "init": init,
+             "epochs": epochs, "val": result["value"], "test_segm": test["segm"]["AP"],
+             "test_bbox": test["bbox"]["AP"], "promoted": result["promoted"], "reason": result["reason"],
+             "curves": str(Path(result["run_dir"]) / "train_curves.png"), "history": result["history"],
+             "labelled": versions[-1]["images"]}
+    mark = "[green]promoted[/green]" if result["promoted"] else "[yellow]kept the promoted one[/yellow]"
+    run.console.print(f"{ref}: val segm AP {entry['val']:.3f}, test segm AP {entry['test_segm']:.3f} "
+                      f"({epochs} epochs on {entry['dataset']}); {mark}")
+    return entry
+
+
+def pick(run: Run, r: int, strategy: str, dataset: str, model: str, budget: int) -> list[str]:
+    Path("rounds").mkdir(exist_ok=True)
+    out = Path(f"rounds/round{r}-{strategy}.ranking.json")
+    extra = ["--report", f"rounds/round{r}-{strategy}-picks"] if strategy == "uncertainty" else []
+    run.annot("rank", "--model", model, "--dataset", dataset, "--unlabelled", "--budget", budget,
+              "--strategy", "hybrid" if strategy == "uncertainty" else "random", "-o", out, *extra)
+    rows = json.loads(out.read_text())
+    chosen = sorted((row for row in rows if row["selected"]), key=lambda row: row["rank"])
+    run.facts.setdefault("rankings", {})[f"round{r}-{strategy}"] = {
+        "file": str(out), "pool": len(rows), "picked": chosen,
+        "sheet": f"rounds/round{r}-{strategy}-picks/contact_sheet.png" if extra else None}
+    return [row["image"] for row in chosen]
+
+
+def label(run: Run, r: int, strategy: str, dataset: str, previous: Path, batch: list[str]) -> Path:
+    """The simulated annotator: the picked images' ground truth, as a new dataset version."""
+    truth = json.loads(Path("data/truth.coco.json").read_text())
+    ids = {im["id"] for im in truth["images"] if im["file_name"] in set(batch)}
+    labels = {**truth, "images": [im for im in truth["images"] if im["id"] in ids],
+              "annotations": [a for a in truth["annotations"] if a["image_id"] in ids]}
+    new_labels = Path(f"rounds/round{r}-{strategy}.labels.coco.json")
+    new_labels.write_text(json.dumps(labels))
+    run.console.print(f"labelled {len(ids)} images picked by {strategy} ({len(labels['annotations'])} objects)")
+    merged = Path(f"rounds/round{r}-{strategy}.labelled.coco.json")
+    run.annot("merge", previous, new_labels, "-o", merged, "-q")
+    run.annot("dataset", "import", dataset, merged, "--image-root", "data/images",
+              "-m", f"round {r}: {len(ids)} images picked by {strategy}")
+    split = run.annot("dataset", "split", dataset, "--ratios", RATIOS, "--json", parse=True)
+    if strategy == "uncertainty":
+        run.facts["splits"].append({**split, "ref": f"{dataset}@{split['version']}"})
+    return merged
+
+
+def round_table(run: Run, rounds: dict, r: int) -> None:
+    table = Table(title=f"after round {r}: test segm AP (the held-out set)")
+    table.add_column("round", justify="right")
+    for strategy in rounds:
+        table.add_column(strategy, justify="right")
+    for k in range(r + 1):
+        table.add_row(str(k), *(f"{rounds[s][k]['test_segm']:.3f}" + ("" if rounds[s][k]["promoted"] else " (kept)")
+                                for s in rounds))
+    run.console.print(table)
+
+
+def pre_annotate(run: Run, model: str, remaining: list[str]) -> None:
+    Path("predictions").mkdir()
+    images = [f"data/images/{n}" for n in remaining]
+    run.annot("predict", "--model", model, *images, "--label-config", LABEL_CONFIG,
+              "--image-url-prefix", "/data/local-files/?d=data/images/", "-o", "predictions/unlabelled.labelstudio.json",
+              "-q")
+    run.annot("predict", "--model", model, *images, "--format", "coco", "-o", "predictions/unlabelled.coco.json",
+              "-q")
+    run.annot("predict", "--model", model, "data/test/images", "--gt", "data/test/test.coco.json",
+              "--score-threshold", "0.3", "--format", "coco", "-o", "predictions/test.coco.json", "-q")
+    tasks = json.loads(Path("predictions/unlabelled.labelstudio.json").read_text())
+    regions = sum(len(t["predictions"][0]["result"]) for t in tasks if t.get("predictions"))
+    run.console.print(f"{len(tasks)} Label Studio tasks with {regions} pre-annotated regions: "
+                      f"predictions/unlabelled.labelstudio.json; COCO results: predictions/unlabelled.coco.json")
+    run.facts["predictions"] = {"tasks": len(tasks), "regions": regions,
+                                "labelstudio": "predictions/unlabelled.labelstudio.json",
+                                "coco": "predictions/unlabelled.coco.json", "test": "predictions/test.coco.json"}
+
+
+def models_table(run: Run) -> None:
+    table = Table(title="model versions in the store")
+    for col in ("model", "status", "val segm AP", "promoted"):
+        table.add_column(col)
+    for m in run.facts["models"]:
+        table.add_row(m["model"], m["status"], f"{m['metrics'].get('val', {}).get('segm', {}).get('AP', float('nan')):.3f}",
+                      "[green]yes[/green]" if m["promoted"] else "")
+    run.console.print(table)
 
 
 if __name__ == "__main__":

@@ -109,7 +109,7 @@ def write_project(out: Path, n_images: int = 6, seed: int = 0) -> dict[str, Path
     return dirs
 
 
-def voc_xml(name: str, boxes) -> str:
+def voc_xml(name: str, boxes, width: int = WIDTH, height: int = HEIGHT) -> str:
     objs = "".join(
         f"\t<object>\n\t\t<name>{lb}</name>\n\t\t<pose>Unspecified</pose>\n\t\t<truncated>0</truncated>\n"
         f"\t\t<difficult>0</difficult>\n\t\t<bndbox>\n\t\t\t<xmin>{x0:g}</xmin>\n\t\t\t<ymin>{y0:g}</ymin>\n"
@@ -117,7 +117,7 @@ def voc_xml(name: str, boxes) -> str:
         for lb, (x0, y0, x1, y1) in boxes
     )
     return (f"<annotation>\n\t<folder>images</folder>\n\t<filename>{name}</filename>\n\t<size>\n"
-            f"\t\t<width>{WIDTH}</width>\n\t\t<height>{HEIGHT}</height>\n\t\t<depth>3</depth>\n\t</size>\n"
+            f"\t\t<width>{width}</width>\n\t\t<height>{height}</height>\n\t\t<depth>3</depth>\n\t</size>\n"
             f"\t<segmented>0</segmented>\n{objs}</annotation>\n")
 
 

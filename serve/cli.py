@@ -51,6 +51,9 @@ def _check_port_free(host: str, port: int) -> None:
 @click.option("--sam-checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               envvar="ANNOT_SAM_CHECKPOINT", show_envvar=True,
               help="SAM answers clicks with it; without one, GrabCut does.")
+@click.option("--sam-cache", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Image embeddings `annot sam precompute --cache DIR` wrote: a click on those images skips "
+                   "SAM's encoder.")
 @click.option("--host", default="127.0.0.1", help="Interface to listen on (0.0.0.0: every one).")
 @click.option("--port", type=click.IntRange(1, 65535), default=9090, help="Port to listen on.")
 @click.option("--workers", type=click.IntRange(1), default=1,
@@ -81,7 +84,7 @@ def _check_port_free(host: str, port: int) -> None:
               help="What one task's image may make the server allocate [default: half of the memory usable here].")
 @click.option("--db", "db_url", envvar="ANNOT_DB", show_envvar=True, help="Store database URL.")
 @click.option("--store", "store_path", envvar="ANNOT_STORE", show_envvar=True, help="Store directory.")
-def serve(spec, checkpoint, weights, sam_checkpoint, host, port, workers, retrain_every, retrain_min_new,
+def serve(spec, checkpoint, weights, sam_checkpoint, sam_cache, host, port, workers, retrain_every, retrain_min_new,
           retrain_dataset, basic_auth, labelstudio_url, labelstudio_token, local_files_root, device, score_threshold, rank_score, rank_agg, max_body, max_memory, db_url, store_path):
     """Serve models to Label Studio: pre-annotation, clicks to masks, training triggers."""
     try:
@@ -102,7 +105,8 @@ def serve(spec, checkpoint, weights, sam_checkpoint, host, port, workers, retrai
     config = ServeConfig(
         model=None if spec == "none" else spec, checkpoint=str(checkpoint) if checkpoint else None,
         weights=weights,
-        sam_checkpoint=str(sam_checkpoint) if sam_checkpoint else None, device=device,
+        sam_checkpoint=str(sam_checkpoint) if sam_checkpoint else None,
+        sam_cache=str(sam_cache) if sam_cache else None, device=device,
         score_threshold=score_threshold, rank_score=rank_score, rank_agg=rank_agg, db_url=db_url,
         store_path=str(store_path) if store_path else None, basic_auth=_basic_auth(basic_auth),
         labelstudio_url=check_url(labelstudio_url), labelstudio_token=labelstudio_token,

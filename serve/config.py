@@ -26,6 +26,7 @@ class ServeConfig:
     checkpoint: str | None = None  # a model file instead of the store
     weights: str | None = None  # "coco": torchvision's COCO weights from the torch cache, instead of the store
     sam_checkpoint: str | None = None  # SAM for clicks; without it GrabCut
+    sam_cache: str | None = None  # embeddings `annot sam precompute --cache` wrote: read before encoding
     device: str | None = None
     score_threshold: float = 0.5
     rank_score: str = "combined"  # the task score is 1 - this uncertainty, as `annot rank` computes it

@@ -83,8 +83,11 @@ class Models:
 
         if self.config.sam_checkpoint:
             try:
+                from annot.plugins.embedding_cache import EmbeddingCache
+
                 sam = registry.get("sam")
-                sam.load(checkpoint=self.config.sam_checkpoint, device=self.config.device)
+                cache = EmbeddingCache(directory=self.config.sam_cache) if self.config.sam_cache else None
+                sam.load(checkpoint=self.config.sam_checkpoint, device=self.config.device, cache=cache)
                 self.segmenter = Loaded(sam, f"sam-{sam.version}", "sam")
                 return
             except AnnotError as e:

@@ -70,6 +70,22 @@ def convert(annot, tmp_path):
     return run
 
 
+@pytest.fixture(scope="session")
+def demo_build(tmp_path_factory):
+    """``examples/demo.py --size quick``, run once: (its folder, its console output, the folder it ran from)."""
+    import subprocess
+
+    out = tmp_path_factory.mktemp("demo") / "build"
+    cwd = tmp_path_factory.mktemp("cwd")
+    env = {**os.environ, "HOME": str(cwd)}  # anything written to ~ would land in cwd
+    env.pop("ANNOT_DB", None)
+    env.pop("ANNOT_STORE", None)
+    proc = subprocess.run([sys.executable, str(REPO / "examples" / "demo.py"), "--size", "quick", "--out", str(out)],
+                          cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return out, proc.stdout, cwd
+
+
 @pytest.fixture
 def deterministic():
     """torch's deterministic algorithms for one test (resume equivalence)."""

@@ -148,3 +148,24 @@ def test_missing_checkpoint_says_what_to_do(monkeypatch, annot):
     # the model type is read from the checkpoint's file name, as Meta names them
     res = annot("sam", "precompute", ".", "--cache", "x", "--checkpoint", "/nonexistent/sam_vit_h_4b8939.pth")
     assert res.code == 2 and "SAM needs a vit_h checkpoint" in res.err and "use grabcut" in res.err
+
+
+def test_serve_reads_what_precompute_wrote(tiny_sam, tmp_path, monkeypatch):
+    """``annot serve --sam-cache DIR``: a click on a precomputed image runs only SAM's decoder."""
+    from annot.plugins.cli import precompute
+    from annot.serve.config import ServeConfig
+    from annot.serve.models import Models
+
+    Image.fromarray(_image(20)).save(tmp_path / "a.png")
+    cache_dir = tmp_path / "emb"
+    assert precompute(_plugin(tiny_sam, EmbeddingCache(max_bytes=0, directory=cache_dir)), [tmp_path]) == 1
+    load = SamPlugin.load
+    monkeypatch.setattr(SamPlugin, "load", lambda self, checkpoint=None, device=None, cache=None, **kw:
+                        load(self, sam=tiny_sam, device="cpu", cache=cache))
+    for sam_cache, encoded in ((str(cache_dir), 0), (None, 1)):
+        models = Models(ServeConfig(model=None, sam_checkpoint="sam_vit_b.pth", sam_cache=sam_cache))
+        models._load_segmenter()
+        sam = models.segmenter.predictor
+        assert isinstance(sam, SamPlugin)
+        sam.predict([np.asarray(Image.open(tmp_path / "a.png").convert("RGB"))], [[Prompt(positive=[(9, 9)])]])
+        assert sam.encoder_calls == encoded
