@@ -99,10 +99,19 @@ class Run:
         with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
             code = main(argv)
         took = time.perf_counter() - started
-        self.console.print(f"[dim]$ annot {shlex.join(argv)}[/dim]" + (f" [cyan]{took:.0f} s[/cyan]" if took >= 1 else ""))
+        self.console.print(f"[dim]$ annot {shown(argv)}[/dim]" + (f" [cyan]{took:.0f} s[/cyan]" if took >= 1 else ""))
         if code:
             raise CommandFailed(f"annot {argv[0]} failed ({code}): {(stderr.getvalue() or stdout.getvalue()).strip()}")
         return json.loads(stdout.getvalue()) if parse else stdout.getvalue()
+
+
+def shown(argv: list[str], most: int = 4) -> str:
+    """The command as typed, a long run of image paths cut to its first ones."""
+    images = [k for k, a in enumerate(argv) if a.endswith(".png")]
+    if len(images) <= most:
+        return shlex.join(argv)
+    cut = images[most:]
+    return f"{shlex.join(argv[:cut[0]])} ... ({len(cut)} more images) {shlex.join(argv[cut[-1] + 1:])}"
 
 
 def main(argv=None) -> int:

@@ -25,11 +25,11 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from shapes import CLASSES, scene
+from shapes import CATEGORIES, CLASSES, coco_annotations, scene
 from synthetic import voc_xml
 
 from annot.converters.labelstudio_rle import mask_to_rle
-from annot.geometry import mask_instance, mask_to_polygons
+from annot.geometry import mask_to_polygons
 
 TEAMS = ("labelme", "labelimg", "labelstudio")
 
@@ -82,12 +82,8 @@ def _coco(names: list[str], drawn: list) -> dict:
     for image_id, (name, (image, objects)) in enumerate(zip(names, drawn), start=1):
         h, w = image.shape[:2]
         images.append({"id": image_id, "file_name": name, "width": w, "height": h})
-        for kind, mask in objects:
-            rle, bbox, area = mask_instance(mask)
-            anns.append({"id": len(anns) + 1, "image_id": image_id, "category_id": CLASSES.index(kind) + 1,
-                         "segmentation": rle, "bbox": bbox, "area": area, "iscrowd": 0})
-    return {"images": images, "annotations": anns,
-            "categories": [{"id": i, "name": c} for i, c in enumerate(CLASSES, start=1)]}
+        anns += coco_annotations(image_id, objects, len(anns) + 1)
+    return {"images": images, "annotations": anns, "categories": CATEGORIES}
 
 
 def _outlines(mask: np.ndarray) -> list[list[float]]:

@@ -139,7 +139,8 @@ def _rounds(folder: Path, facts: dict) -> str:
 
 
 def _promotion(e: dict) -> str:
-    return f"{e['model']} " + ("promoted" if e["promoted"] else "not promoted (the promoted one was better)")
+    """What ``annot train`` said about promoting the version."""
+    return f"{e['ref']}: " + ("promoted" if e["promoted"] else "not promoted") + f" ({e['reason']})"
 
 
 def _examples(folder: Path, facts: dict, n: int = 4) -> str:

@@ -20,6 +20,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 CLASSES = ["square", "disc", "triangle"]
+CATEGORIES = [{"id": i, "name": c} for i, c in enumerate(CLASSES, start=1)]
 
 
 def outline(kind: str, cx: float, cy: float, r: float, angle: float) -> list[tuple[float, float]]:
@@ -74,8 +75,6 @@ def shapes_coco(out: Path, n_images: int = 300, size: int = 128, seed: int = 0, 
     """Write the images under ``out/images`` and return the COCO document.
     ``weights``: class frequencies (e.g. 0.7, 0.2, 0.1); ``duplicates``: the
     share of images that are near-duplicates of an earlier one (same shapes)."""
-    from annot.geometry import mask_instance
-
     rng = np.random.default_rng(seed)
     (out / "images").mkdir(parents=True, exist_ok=True)
     images, anns = [], []
@@ -90,12 +89,20 @@ def shapes_coco(out: Path, n_images: int = 300, size: int = 128, seed: int = 0, 
         name = f"images/shape_{k:04d}.png"
         Image.fromarray(image).save(out / name)
         images.append({"id": k, "file_name": name, "width": size, "height": size})
-        for kind, m in objects:
-            rle, bbox, area = mask_instance(m)
-            anns.append({"id": len(anns) + 1, "image_id": k, "category_id": CLASSES.index(kind) + 1,
-                         "segmentation": rle, "bbox": bbox, "area": area, "iscrowd": 0})
-    return {"images": images, "annotations": anns,
-            "categories": [{"id": i, "name": c} for i, c in enumerate(CLASSES, start=1)]}
+        anns += coco_annotations(k, objects, len(anns) + 1)
+    return {"images": images, "annotations": anns, "categories": CATEGORIES}
+
+
+def coco_annotations(image_id: int, objects: list[tuple[str, np.ndarray]], first_id: int) -> list[dict]:
+    """COCO annotations (RLE masks) of an image's (class, visible mask) objects."""
+    from annot.geometry import mask_instance
+
+    anns = []
+    for kind, m in objects:
+        rle, bbox, area = mask_instance(m)
+        anns.append({"id": first_id + len(anns), "image_id": image_id, "category_id": CLASSES.index(kind) + 1,
+                     "segmentation": rle, "bbox": bbox, "area": area, "iscrowd": 0})
+    return anns
 
 
 def main(argv=None) -> None:
