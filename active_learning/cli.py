@@ -198,6 +198,9 @@ def rank(images, spec, checkpoint, weights, dataset, unlabelled, budget, strateg
 
 
 def _push_summary(pushed, url, project_id, version) -> None:
+    if not pushed.pushed and pushed.unmatched:
+        raise AnnotError(f"Label Studio project {project_id}: none of the {len(pushed.unmatched)} ranked images "
+                         f"matches a task's image (e.g. {pushed.unmatched[0]}); nothing was written")
     click.echo(f"Label Studio project {project_id}: {pushed.pushed} prediction(s) written by {version} (the project's "
                "model version now)")
     for kind, names in (("no task", pushed.unmatched), ("several tasks", pushed.ambiguous)):

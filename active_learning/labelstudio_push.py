@@ -42,7 +42,10 @@ class PushResult:
 
 
 def task_names(task: dict) -> list[str]:
-    """The names a ranked image may have for this task: the stored path and the plain file name."""
+    """The names a ranked image may have for this task: the stored path, the
+    path without Label Studio's upload prefix, and the bare file name (a
+    ``/data/local-files/?d=data/images/a.png`` task is ``a.png`` to a
+    ranking of ``data/images``)."""
     from annot.converters.labelstudio_reader import _image_ref
     from annot.converters.labelstudio_refs import file_name_of
 
@@ -50,7 +53,7 @@ def task_names(task: dict) -> list[str]:
     if not isinstance(ref, str):
         return []
     names = {file_name_of(ref, keep_upload_prefix=True)[0].lstrip("/"), file_name_of(ref)[0].lstrip("/")}
-    return sorted(names)
+    return sorted(names | {n.rsplit("/", 1)[-1] for n in names})
 
 
 def match_tasks(tasks: list[dict], image_names: list[str]) -> tuple[dict[str, int], list[str], list[str]]:

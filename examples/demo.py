@@ -99,7 +99,7 @@ class Run:
         with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
             code = main(argv)
         took = time.perf_counter() - started
-        self.console.print(f"[dim]$ annot {shown(argv)}[/dim]" + (f" [cyan]{took:.0f} s[/cyan]" if took >= 1 else ""))
+        self.console.print(f"[cyan]{took:4.0f} s[/cyan]  [dim]$ annot {shown(argv)}[/dim]")
         if code:
             raise CommandFailed(f"annot {argv[0]} failed ({code}): {(stderr.getvalue() or stdout.getvalue()).strip()}")
         return json.loads(stdout.getvalue()) if parse else stdout.getvalue()
@@ -116,22 +116,30 @@ def shown(argv: list[str], most: int = 4) -> str:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--out", type=Path, default=HERE.parent / "build" / "demo")
-    ap.add_argument("--size", choices=sorted(PLANS), default="full")
+    ap.add_argument("--out", type=Path, default=HERE.parent / "build" / "demo",
+                    help="The demo's folder; a previous demo's is replaced, any other non-empty folder refused "
+                         "[default: build/demo].")
+    ap.add_argument("--size", choices=sorted(PLANS), default="full",
+                    help="full: ~5 minutes on a 2-core CPU; quick: the test suite's, every step in seconds.")
     args = ap.parse_args(argv)
     out = args.out.resolve()
+    if out.exists() and not out.is_dir():
+        print(f"demo: --out {out} is a file; give a folder", file=sys.stderr)
+        return 2
     if out.exists() and any(out.iterdir()):
         if not (out / MARKER).exists():
             print(f"demo: {out} exists and is not a demo's folder; give another --out", file=sys.stderr)
             return 2
-        shutil.rmtree(out)  # the previous demo's
+        print(f"demo: replacing the previous demo in {out}")
+        shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / MARKER).write_text("written by examples/demo.py; replaced by the next run\n")
     os.environ["MPLCONFIGDIR"] = str(out / ".cache" / "matplotlib")  # nothing written outside --out
     os.environ["ANNOT_DB"] = f"sqlite:///{out / 'annot.db'}"
     os.environ["ANNOT_STORE"] = str(out / "annot-store")
     os.chdir(out)
-    console = Console(file=sys.stdout, highlight=False)  # bound now: the commands' own output is captured
+    # bound to stdout now (the commands' own output is captured); 120 columns when it is not a terminal
+    console = Console(file=sys.stdout, highlight=False, width=None if sys.stdout.isatty() else 120)
     started = time.perf_counter()
     with bars.Progress(bars.SpinnerColumn(), bars.TextColumn("{task.description:<24}"), bars.BarColumn(),
                        bars.MofNCompleteColumn(), bars.TextColumn("stages"), bars.TimeElapsedColumn(),
@@ -156,7 +164,7 @@ def loop(run: Run, plan: Plan) -> None:
     c = run.console
     run.stage(0)
     names = write_world(run.out, plan.world)
-    run.facts["plan"] = {"size": plan.world.size, "per_team": plan.world.per_team, "pool": plan.world.pool,
+    run.facts["plan"] = {"guide": (HERE.parent / "docs" / "guide-labelstudio.md").as_uri(), "size": plan.world.size, "per_team": plan.world.per_team, "pool": plan.world.pool,
                          "test": plan.world.test, "rounds": plan.rounds, "budget": plan.budget}
     c.print(f"{plan.world.per_team} images per team (labelme polygons, labelImg boxes, Label Studio polygons and "
             f"brush), {plan.world.pool} unlabelled, {plan.world.test} held out for testing; {plan.world.size} px")
@@ -230,14 +238,14 @@ def convert_and_merge(run: Run) -> Path:
 
 
 def store_setup(run: Run, labelled: Path) -> None:
-    run.annot("dataset", "import", "shapes", labelled, "--image-root", "data/images", "-m", "the three teams' labels")
+    run.annot("dataset", "import", "shapes", labelled, "--image-root", "data/images", "-m", "labels of the three teams")
     split = run.annot("dataset", "split", "shapes", "--ratios", RATIOS, "--json", parse=True)
     run.annot("dataset", "import", "shapes-test", "data/test/test.coco.json", "--image-root", "data/test",
               "-m", "held out: never trained on, never ranked")
     # the baseline's own line of versions, from the same labels and split seed
     run.annot("dataset", "import", "shapes-random", labelled, "--image-root", "data/images", "-m", "baseline")
-    run.annot("dataset", "split", "shapes-random", "--ratios", RATIOS, "--json", parse=True)
-    run.facts["splits"] = [{**split, "ref": "shapes@1"}]
+    random_split = run.annot("dataset", "split", "shapes-random", "--ratios", RATIOS, "--json", parse=True)
+    run.facts["splits"] = [{**split, "ref": "shapes@1"}, {**random_split, "ref": "shapes-random@1"}]
     split_table(run, split, "shapes@1")
 
 
@@ -313,8 +321,7 @@ def label(run: Run, r: int, strategy: str, dataset: str, previous: Path, batch: 
     run.annot("dataset", "import", dataset, merged, "--image-root", "data/images",
               "-m", f"round {r}: {len(ids)} images picked by {strategy}")
     split = run.annot("dataset", "split", dataset, "--ratios", RATIOS, "--json", parse=True)
-    if strategy == "uncertainty":
-        run.facts["splits"].append({**split, "ref": f"{dataset}@{split['version']}"})
+    run.facts["splits"].append({**split, "ref": f"{dataset}@{split['version']}"})
     return merged
 
 
@@ -350,7 +357,7 @@ def pre_annotate(run: Run, model: str, remaining: list[str]) -> None:
 
 def models_table(run: Run) -> None:
     table = Table(title="model versions in the store")
-    for col in ("model", "status", "val segm AP", "promoted"):
+    for col in ("model", "status", "val segm AP (its latest val set)", "promoted"):
         table.add_column(col)
     for m in run.facts["models"]:
         table.add_row(m["model"], m["status"], f"{m['metrics'].get('val', {}).get('segm', {}).get('AP', float('nan')):.3f}",

@@ -51,6 +51,7 @@ h1{{margin-bottom:.2em}} h2{{border-bottom:1px solid #ddd;padding-bottom:.2em;ma
 table{{border-collapse:collapse;margin:.6em 0;font-size:14px}} td,th{{border:1px solid #ccc;padding:3px 8px}}
 td.n{{text-align:right}} tr.promoted{{background:#e8f6e8}} figure{{margin:0}}
 .grid{{display:flex;flex-wrap:wrap;gap:1em}} .grid figure{{width:250px;font-size:13px}}
+.grid.wide figure{{width:520px}}
 img{{max-width:100%;border:1px solid #ddd}} .pix{{image-rendering:pixelated}} nav{{font-size:14px}}
 code{{background:#f4f4f4;padding:1px 4px}}
 </style></head><body>
@@ -85,7 +86,7 @@ def _labels(facts: dict) -> str:
 
 def _splits(facts: dict) -> str:
     rows = []
-    for s in facts["splits"]:
+    for s in sorted(facts["splits"], key=lambda s: (s["ref"].split("@")[0], int(s["ref"].split("@")[1]))):
         for subset, v in s["subsets"].items():
             if v["images"]:
                 per_class = ", ".join(f"{esc(c)} {n}" for c, n in sorted(v["instances"].items()))
@@ -103,11 +104,18 @@ def _training(folder: Path, facts: dict) -> str:
                 continue  # the first model is shared
             name = f"img/curves-{e['ref'].replace('@', '-v')}.png"
             shutil.copyfile(e["curves"], folder / name)
-            figures.append(f'<figure><img src="{name}" alt="training curves of {esc(e["model"])}">'
-                           f"<figcaption>{esc(e['model'])} on {esc(e['dataset'])}, init {esc(e['init'])}, "
+            alt = f"training curves of {e['ref']}"
+            figures.append(f"<figure>{_linked(name, alt)}"
+                           f"<figcaption>{esc(e['ref'])} on {esc(e['dataset'])}, from {esc(e['init'])}, "
                            f"{e['epochs']} epochs</figcaption></figure>")
-    return ('<p>Loss and validation AP per epoch, as <code>annot train</code> plots them.</p><div class="grid">'
-            + "".join(figures) + "</div>")
+    return ('<p>Loss and validation AP per epoch, as <code>annot train</code> plots them (click for full '
+            'size).</p><div class="grid wide">' + "".join(figures) + "</div>")
+
+
+def _linked(src: str, alt: str, cls: str = "") -> str:
+    """A picture that opens at full size when clicked."""
+    klass = f' class="{cls}"' if cls else ""
+    return f'<a href="{esc(src)}"><img{klass} src="{esc(src)}" alt="{esc(alt)}"></a>'
 
 
 def _rounds(folder: Path, facts: dict) -> str:
@@ -150,34 +158,43 @@ def _examples(folder: Path, facts: dict, n: int = 4) -> str:
     truth = json.loads(Path("data/test/test.coco.json").read_text())
     results = json.loads(Path(facts["predictions"]["test"]).read_text())
     names = {c["id"]: c["name"] for c in truth["categories"]}
-    images = truth["images"][:n]
-    fig = Figure(figsize=(5, 2.6 * len(images)), layout="constrained")
+    images = truth["images"][:n]  # the first ones, not the best ones
+    fig = Figure(figsize=(5, 2.8 * len(images)), layout="constrained")
     axes = fig.subplots(len(images), 2, squeeze=False)
     for row, im in zip(axes, images):
         pixels = np.asarray(Image.open(Path("data/test") / im["file_name"]).convert("RGB"))
         gt = [a for a in truth["annotations"] if a["image_id"] == im["id"]]
         pred = [a for a in results if a["image_id"] == im["id"]]
         for ax, anns, title in ((row[0], gt, "ground truth"), (row[1], pred, "predicted (score >= 0.3)")):
-            ax.imshow(_overlay(pixels, anns, im["height"], im["width"]), interpolation="nearest")
-            labels = ", ".join(f"{names[a['category_id']]}" + (f" {a['score']:.2f}" if "score" in a else "")
-                               for a in anns)
-            ax.set_title(f"{title}\n{labels or 'nothing'}", fontsize=7)
+            ax.imshow(pixels, interpolation="nearest")
+            for a in anns:
+                _outline(ax, a, im["height"], im["width"])
+            labels = [names[a["category_id"]] + (f" {a['score']:.2f}" if "score" in a else "") for a in anns]
+            lines = [", ".join(labels[k:k + 3]) for k in range(0, len(labels), 3)] or ["nothing"]
+            ax.set_title("\n".join([title, *lines]), fontsize=7)
             ax.axis("off")
     fig.savefig(folder / "img/examples.png", dpi=100)
-    legend = ", ".join(f'<span style="color:rgb{COLOURS[(cid - 1) % len(COLOURS)]}">&#9632;</span> {esc(name)}'
-                       for cid, name in names.items())
-    return (f"<p>The final promoted model on held-out images. {legend}</p>"
-            '<img class="pix" src="img/examples.png" alt="ground truth and predicted masks">')
+    legend = ", ".join(f'<span style="color:{_hex(cid)}">&#9632;</span> {esc(name)}' for cid, name in names.items())
+    return (f"<p>The serving model on the first {len(images)} held-out images: each object's outline in its "
+            f"class's colour. {legend}</p>" + _linked("img/examples.png", "ground truth and predicted masks", "pix"))
 
 
-def _overlay(pixels: np.ndarray, anns: list[dict], h: int, w: int) -> np.ndarray:
+def _hex(category_id: int) -> str:
+    r, g, b = COLOURS[(category_id - 1) % len(COLOURS)]
+    return f"#{r:02x}{g:02x}{b:02x}"
+
+
+def _outline(ax, ann: dict, h: int, w: int) -> None:
+    """The mask's outer contours, drawn over the picture."""
+    import cv2
+
     from annot.geometry import segmentation_to_mask
 
-    out = pixels.astype(np.float32).copy()
-    for a in anns:
-        m = segmentation_to_mask(a["segmentation"], h, w).astype(bool)
-        out[m] = 0.35 * out[m] + 0.65 * np.array(COLOURS[(a["category_id"] - 1) % len(COLOURS)])
-    return out.clip(0, 255).astype(np.uint8)
+    mask = segmentation_to_mask(ann["segmentation"], h, w).astype(np.uint8)
+    contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    for c in contours:
+        xy = np.vstack([c[:, 0], c[:1, 0]])
+        ax.plot(xy[:, 0], xy[:, 1], color=_hex(ann["category_id"]), linewidth=2)
 
 
 def _ranking(folder: Path, facts: dict) -> str:
@@ -188,7 +205,7 @@ def _ranking(folder: Path, facts: dict) -> str:
         src = sheet_dir / "picked" / f"{row['rank']:03d}.png"
         name = f"img/picked-{row['rank']:03d}.png"
         shutil.copyfile(src, folder / name)
-        cards.append(f'<figure><img class="pix" src="{name}" alt="{esc(row["image"])}"><figcaption>'
+        cards.append(f"<figure>{_linked(name, row['image'], 'pix')}<figcaption>"
                      f"<b>#{row['rank']}</b> {esc(row['image'])}, score {row['score']:.3f}, "
                      f"{row['detections']} detections<br><i>{esc(row['why'])}</i></figcaption></figure>")
     return (f"<p>Round 1: <code>annot rank --strategy hybrid</code> scored {first['pool']} unlabelled images with "
@@ -207,8 +224,12 @@ def _models(facts: dict) -> str:
                      "&#9733; promoted" if m["promoted"] else ""])
         classes.append("promoted" if m["promoted"] else "")
     return ("<p>What <code>annot models list</code> shows; the promoted version of each name is what "
-            "<code>annot predict</code>, <code>annot rank</code> and <code>annot serve</code> use.</p>"
-            + _table(["model", "status", "val segm AP", "test segm AP", ""], rows, classes))
+            "<code>annot predict</code>, <code>annot rank</code> and <code>annot serve</code> use. A promoted "
+            "version is evaluated again on the val images of each newer dataset version it competes on, so its "
+            "val AP here can differ from the one its training curves show (that was on its own, smaller val "
+            "set).</p>"
+            + _table(["model", "status", "val segm AP (its latest val set)", "test segm AP (held out)", ""], rows,
+                     classes))
 
 
 def _next(facts: dict) -> str:
@@ -216,4 +237,5 @@ def _next(facts: dict) -> str:
     return (f"<p>{p['tasks']} images are still unlabelled; the promoted model pre-annotated them "
             f"({p['regions']} regions): <code>{esc(p['labelstudio'])}</code> imports into Label Studio for review, "
             f"<code>{esc(p['coco'])}</code> is the same as COCO results. To label them in Label Studio with "
-            "this model as the backend, see docs/guide-labelstudio.md.</p>")
+            f'this model as the backend, follow <a href="{esc(facts["plan"]["guide"])}">the Label Studio '
+            "guide</a>.</p>")

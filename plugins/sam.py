@@ -75,10 +75,12 @@ class SamPlugin:
                                             "vit_b")
             if model_type not in MODEL_TYPES:
                 raise AnnotError(f"unknown SAM model {model_type!r}; known: {', '.join(MODEL_TYPES)}")
-            if not checkpoint or not os.path.isfile(checkpoint):
-                given = f"{checkpoint} not found" if checkpoint else "none given"
+            if not checkpoint:
                 raise AnnotError(f"SAM needs a {model_type} checkpoint: pass --checkpoint or set {ENV_CHECKPOINT} "
-                                 f"({given}); without one, use grabcut")
+                                 "(none given); without one, use grabcut")
+            if not os.path.isfile(checkpoint):
+                raise AnnotError(f"SAM {model_type} checkpoint {os.path.abspath(checkpoint)}: no such file (SAM weights are never "
+                                 "downloaded: put the file there, or use grabcut)")
             try:
                 sam = sam_model_registry[model_type](checkpoint=checkpoint)
             except Exception as e:  # torch.load of a file that is not a checkpoint raises anything

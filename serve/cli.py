@@ -121,9 +121,12 @@ def serve(spec, checkpoint, weights, sam_checkpoint, sam_cache, host, port, work
     if spec == "none" and (checkpoint or weights):
         raise AnnotError("--model none serves no detector: --checkpoint/--weights need --model maskrcnn (or another "
                          "detector)")
-    check_spec(config)
+    not_yet = check_spec(config)
     _check_port_free(host, port)
     configure()
+    if not_yet:
+        click.echo(f"annot serve: no detector yet ({not_yet}): /predict answers empty predictions until the "
+                   "store has one; it is picked up when it is promoted", err=True)
     click.echo(f"annot serve on http://{host}:{port} (model {config.model or 'none'}; clicks: "
                f"{'SAM (once its checkpoint loads)' if sam_checkpoint else 'GrabCut'}; store "
                f"{engine.location(engine.database_url(db_url))}); in Label Studio: Project > Settings > Model > "

@@ -36,10 +36,11 @@ class Loaded:
     plugin: str
 
 
-def check_spec(config: ServeConfig) -> None:
+def check_spec(config: ServeConfig) -> str | None:
     """What ``annot serve`` checks before it starts: a ``--model`` that can
     never be found (a typo, a version that is not a number) is an error, one
-    the store may still get (no version promoted yet) is not."""
+    the store may still get (no version promoted yet) is not: its reason is
+    returned, for the start-up banner."""
     from annot.plugins.model_spec import resolve
 
     if not config.model:
@@ -50,8 +51,9 @@ def check_spec(config: ServeConfig) -> None:
     try:
         resolve(config.model, checkpoint=config.checkpoint, weights=config.weights, db_url=config.db_url,
                 store_path=config.store_path)
-    except NotYetInStore:
-        pass
+    except NotYetInStore as e:
+        return str(e)
+    return None
 
 
 class Models:

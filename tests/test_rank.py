@@ -225,6 +225,29 @@ def test_push_to_label_studio_orders_its_uncertainty_queue(annot, project, tmp_p
     assert served["score"] == max(r["score"] for r in rows.values() if r["image"] != "copy_of_first.jpg")
 
 
+def test_tasks_match_ranked_images_by_local_files_path_upload_and_bare_name():
+    """Tasks made by `annot predict` point at /data/local-files/?d=data/images/NAME; uploads carry
+    Label Studio's /data/upload/P/HASH- prefix; a ranking of a folder names images relative to it."""
+    from annot.active_learning.labelstudio_push import match_tasks
+
+    tasks = [{"id": 1, "data": {"image": "/data/local-files/?d=data/images/a.png"}},
+             {"id": 2, "data": {"image": "/data/upload/3/0f1e2d3c-b.png"}},
+             {"id": 3, "data": {"image": "/data/local-files/?d=other/c.png"}},
+             {"id": 4, "data": {"image": "/data/local-files/?d=more/c.png"}}]
+    matched, unmatched, ambiguous = match_tasks(tasks, ["a.png", "b.png", "other/c.png", "c.png", "d.png"])
+    assert matched == {"a.png": 1, "b.png": 2, "other/c.png": 3}
+    assert unmatched == ["d.png"] and ambiguous == ["c.png"]
+
+
+def test_a_push_that_matches_no_task_is_an_error():
+    from annot.active_learning.cli import _push_summary
+    from annot.active_learning.labelstudio_push import PushResult
+    from annot.errors import AnnotError
+
+    with pytest.raises(AnnotError, match="none of the 2 ranked images matches a task's image"):
+        _push_summary(PushResult(pushed=0, unmatched=["a.png", "b.png"]), "http://ls", 1, "m-v1")
+
+
 # -- Monte Carlo dropout -----------------------------------------------------------------
 
 def mc_predictor(ckpt, samples):

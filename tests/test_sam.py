@@ -147,7 +147,8 @@ def test_missing_checkpoint_says_what_to_do(monkeypatch, annot):
         SamPlugin().load("vit_b")
     # the model type is read from the checkpoint's file name, as Meta names them
     res = annot("sam", "precompute", ".", "--cache", "x", "--checkpoint", "/nonexistent/sam_vit_h_4b8939.pth")
-    assert res.code == 2 and "SAM needs a vit_h checkpoint" in res.err and "use grabcut" in res.err
+    assert res.code == 2 and "SAM vit_h checkpoint /nonexistent/sam_vit_h_4b8939.pth: no such file" in res.err
+    assert "use grabcut" in res.err and len(res.err.splitlines()) == 1
 
 
 def test_serve_reads_what_precompute_wrote(tiny_sam, tmp_path, monkeypatch):

@@ -629,3 +629,14 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def test_a_model_the_store_does_not_have_yet_is_said_at_start_up(tmp_path):
+    """`annot serve --model maskrcnn` on an empty store starts (a model may be promoted later), and says why
+    /predict will answer empty predictions until then."""
+    from annot.serve.config import ServeConfig
+    from annot.serve.models import check_spec
+
+    config = ServeConfig(model="maskrcnn", db_url=f"sqlite:///{tmp_path / 'annot.db'}", store_path=str(tmp_path / "s"))
+    assert "maskrcnn" in check_spec(config)
+    assert check_spec(ServeConfig(model=None)) is None
