@@ -246,6 +246,8 @@ def store_setup(run: Run, labelled: Path) -> None:
     run.annot("dataset", "import", "shapes-random", labelled, "--image-root", "data/images", "-m", "baseline")
     random_split = run.annot("dataset", "split", "shapes-random", "--ratios", RATIOS, "--json", parse=True)
     run.facts["splits"] = [{**split, "ref": "shapes@1"}, {**random_split, "ref": "shapes-random@1"}]
+    run.facts["train_images"] = {"shapes": split["subsets"]["train"]["images"],
+                                 "shapes-random": random_split["subsets"]["train"]["images"]}
     split_table(run, split, "shapes@1")
 
 
@@ -260,34 +262,22 @@ def split_table(run: Run, split: dict, ref: str) -> None:
     run.console.print(table)
 
 
-def train_images(dataset: str) -> int:
-    from annot.db.session import open_store
-    from annot.db.splits import subset_file_names
-
-    store = open_store(None, None, create=False)
-    try:
-        return len(subset_file_names(store, dataset, "default", "train")[1])
-    finally:
-        store.engine.dispose()
-
-
 def train(run: Run, dataset: str, name: str, init: str, steps: int) -> dict:
     """Train ``name`` on ``dataset``'s newest version for about ``steps``
     steps from ``init``; evaluate it on the held-out test set."""
-    epochs = max(1, math.ceil(steps * BATCH / train_images(dataset)))
+    epochs = max(1, math.ceil(steps * BATCH / run.facts["train_images"][dataset]))
     size = str(run.facts["plan"]["size"])
     result = run.annot("train", dataset, "--name", name, "--preset", "cpu-tiny", "--init", init, "--epochs", epochs,
                        "--image-size", size, "-q", "--json", parse=True)
     ref = result["model"]
-    test = run.annot("evaluate", ref, "shapes-test", "--split", "all", "--json",
-                     parse=True)
+    test = run.annot("evaluate", ref, "shapes-test", "--split", "all", "--json", parse=True)
     versions = run.annot("dataset", "versions", dataset, "--json", parse=True)
-    entry = {"model": result["model"], "ref": ref, "dataset": f"{dataset}@{versions[-1]['version']}", "init": init,
+    entry = {"ref": ref, "dataset": f"{dataset}@{versions[-1]['version']}", "init": init,
              "epochs": epochs, "val": result["value"], "test_segm": test["segm"]["AP"],
              "test_bbox": test["bbox"]["AP"], "promoted": result["promoted"], "reason": result["reason"],
              "curves": str(Path(result["run_dir"]) / "train_curves.png"), "history": result["history"],
              "labelled": versions[-1]["images"]}
-    mark = "[green]promoted[/green]" if result["promoted"] else "[yellow]kept the promoted one[/yellow]"
+    mark = "[green]promoted[/green]" if result["promoted"] else "[yellow]not promoted[/yellow]"
     run.console.print(f"{ref}: val segm AP {entry['val']:.3f}, test segm AP {entry['test_segm']:.3f} "
                       f"({epochs} epochs on {entry['dataset']}); {mark}")
     return entry
@@ -322,6 +312,7 @@ def label(run: Run, r: int, strategy: str, dataset: str, previous: Path, batch: 
               "-m", f"round {r}: {len(ids)} images picked by {strategy}")
     split = run.annot("dataset", "split", dataset, "--ratios", RATIOS, "--json", parse=True)
     run.facts["splits"].append({**split, "ref": f"{dataset}@{split['version']}"})
+    run.facts["train_images"][dataset] = split["subsets"]["train"]["images"]
     return merged
 
 
