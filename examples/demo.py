@@ -246,8 +246,7 @@ def store_setup(run: Run, labelled: Path) -> None:
     run.annot("dataset", "import", "shapes-random", labelled, "--image-root", "data/images", "-m", "baseline")
     random_split = run.annot("dataset", "split", "shapes-random", "--ratios", RATIOS, "--json", parse=True)
     run.facts["splits"] = [{**split, "ref": "shapes@1"}, {**random_split, "ref": "shapes-random@1"}]
-    run.facts["train_images"] = {"shapes": split["subsets"]["train"]["images"],
-                                 "shapes-random": random_split["subsets"]["train"]["images"]}
+    run.facts["latest"] = {"shapes": split, "shapes-random": random_split}  # each dataset's newest split
     split_table(run, split, "shapes@1")
 
 
@@ -265,18 +264,18 @@ def split_table(run: Run, split: dict, ref: str) -> None:
 def train(run: Run, dataset: str, name: str, init: str, steps: int) -> dict:
     """Train ``name`` on ``dataset``'s newest version for about ``steps``
     steps from ``init``; evaluate it on the held-out test set."""
-    epochs = max(1, math.ceil(steps * BATCH / run.facts["train_images"][dataset]))
+    split = run.facts["latest"][dataset]
+    epochs = max(1, math.ceil(steps * BATCH / split["subsets"]["train"]["images"]))
     size = str(run.facts["plan"]["size"])
     result = run.annot("train", dataset, "--name", name, "--preset", "cpu-tiny", "--init", init, "--epochs", epochs,
                        "--image-size", size, "-q", "--json", parse=True)
     ref = result["model"]
     test = run.annot("evaluate", ref, "shapes-test", "--split", "all", "--json", parse=True)
-    versions = run.annot("dataset", "versions", dataset, "--json", parse=True)
-    entry = {"ref": ref, "dataset": f"{dataset}@{versions[-1]['version']}", "init": init,
+    entry = {"ref": ref, "dataset": f"{dataset}@{split['version']}", "init": init,
              "epochs": epochs, "val": result["value"], "test_segm": test["segm"]["AP"],
              "test_bbox": test["bbox"]["AP"], "promoted": result["promoted"], "reason": result["reason"],
              "curves": str(Path(result["run_dir"]) / "train_curves.png"), "history": result["history"],
-             "labelled": versions[-1]["images"]}
+             "labelled": sum(v["images"] for v in split["subsets"].values())}
     mark = "[green]promoted[/green]" if result["promoted"] else "[yellow]not promoted[/yellow]"
     run.console.print(f"{ref}: val segm AP {entry['val']:.3f}, test segm AP {entry['test_segm']:.3f} "
                       f"({epochs} epochs on {entry['dataset']}); {mark}")
@@ -312,7 +311,7 @@ def label(run: Run, r: int, strategy: str, dataset: str, previous: Path, batch: 
               "-m", f"round {r}: {len(ids)} images picked by {strategy}")
     split = run.annot("dataset", "split", dataset, "--ratios", RATIOS, "--json", parse=True)
     run.facts["splits"].append({**split, "ref": f"{dataset}@{split['version']}"})
-    run.facts["train_images"][dataset] = split["subsets"]["train"]["images"]
+    run.facts["latest"][dataset] = split
     return merged
 
 
